@@ -1,0 +1,193 @@
+"""Tests for training/evaluate.py: metrics against sklearn and hand-made cases, the MFCC baseline, the report."""
+from __future__ import annotations
+
+import json
+
+import matplotlib.image
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from training.evaluate import (
+    MfccBaseline,
+    choose_threshold,
+    evaluate_scores,
+    expected_calibration_error,
+    markdown_table,
+    mfcc_statistics,
+    operating_point,
+    roc_auc_ci,
+    sensitivity_at_specificity,
+    write_report,
+)
+
+
+def _scores(n: int, separation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    return y, 1 / (1 + np.exp(-(rng.normal(size=n) + separation * y)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auc_matches_sklearn_including_ties(seed: int) -> None:
+    y, p = _scores(300, 1.0, seed)
+    p = np.round(p, 1)  # many ties
+    auc, low, high = roc_auc_ci(y, p, n_boot=500, seed=seed)
+    assert auc == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert low <= auc <= high
+
+
+def test_ci_narrows_with_more_data() -> None:
+    small = roc_auc_ci(*_scores(60, 1.0, 0), n_boot=1000)
+    large = roc_auc_ci(*_scores(3000, 1.0, 0), n_boot=1000)
+    assert large[2] - large[1] < 0.5 * (small[2] - small[1])
+    assert large[1] <= large[0] <= large[2]
+
+
+def test_bootstrap_is_seeded() -> None:
+    y, p = _scores(200, 1.0, 0)
+    assert roc_auc_ci(y, p, n_boot=300, seed=5) == roc_auc_ci(y, p, n_boot=300, seed=5)
+    assert roc_auc_ci(y, p, n_boot=300, seed=5) != roc_auc_ci(y, p, n_boot=300, seed=6)
+
+
+def test_perfect_and_random_scores() -> None:
+    y = np.array([0] * 50 + [1] * 50)
+    assert roc_auc_ci(y, y + 0.1 * np.arange(100) / 100, n_boot=200) == (1.0, 1.0, 1.0)
+    auc, low, high = roc_auc_ci(*_scores(2000, 0.0, 3), n_boot=500)
+    assert abs(auc - 0.5) < 0.05 and low < 0.5 < high
+    assert roc_auc_ci(y, 1 - y, n_boot=200)[0] == 0.0
+
+
+def test_auc_needs_both_classes() -> None:
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc_ci(np.ones(5), np.linspace(0, 1, 5))
+
+
+def test_sensitivity_at_specificity_hand_made() -> None:
+    # 10 negatives 0.0 .. 0.9; 5 positives. 90% specificity needs 9 negatives below the threshold,
+    # i.e. threshold above 0.8: the next observed score is 0.85, which catches the positives 0.85, 0.95, 0.99.
+    neg = np.arange(10) / 10
+    pos = np.array([0.3, 0.6, 0.85, 0.95, 0.99])
+    y = np.r_[np.zeros(10), np.ones(5)]
+    p = np.r_[neg, pos]
+    sens, threshold = sensitivity_at_specificity(y, p, 0.9)
+    assert threshold == 0.85 and sens == pytest.approx(0.6)
+    point = operating_point(y, p, threshold)
+    assert point["specificity"] == pytest.approx(0.9) and point["sensitivity"] == pytest.approx(0.6)
+    assert (point["tp"], point["fn"], point["tn"], point["fp"]) == (3, 2, 9, 1)
+    assert choose_threshold(y, p, 0.9) == threshold
+    assert sensitivity_at_specificity(y, p, 1.0) == (pytest.approx(0.4), 0.95)
+    assert sensitivity_at_specificity(y, p, 0.0) == (1.0, 0.0)
+
+
+def test_sensitivity_at_specificity_holds_with_ties() -> None:
+    y, p = _scores(500, 1.0, 4)
+    p = np.round(p, 2)
+    for target in (0.8, 0.9, 0.95):
+        sens, threshold = sensitivity_at_specificity(y, p, target)
+        point = operating_point(y, p, threshold)
+        assert point["specificity"] >= target and point["sensitivity"] == pytest.approx(sens)
+        # no lower observed score keeps the specificity
+        lower = p[p < threshold]
+        if lower.size:
+            assert operating_point(y, p, lower.max())["specificity"] < target
+
+
+def test_ece_calibrated_and_overconfident() -> None:
+    y = np.r_[np.ones(25), np.zeros(75), np.ones(75), np.zeros(25)]
+    p = np.r_[np.full(100, 0.25), np.full(100, 0.75)]
+    assert expected_calibration_error(y, p) == pytest.approx(0.0, abs=1e-12)
+    coin = np.tile([0, 1], 100)
+    assert expected_calibration_error(coin, np.where(coin == 1, 0.99, 0.98)) == pytest.approx(0.485)
+    assert expected_calibration_error(coin, np.full(200, 1.0)) == pytest.approx(0.5)
+
+
+def test_evaluate_scores_splits_by_source() -> None:
+    # Within each source the scores are useless, but the positive rate differs by source: the pooled AUC
+    # rewards recognising the channel, the per-source AUCs do not.
+    rng = np.random.default_rng(0)
+    sources = np.array(["call-center"] * 400 + ["telegram"] * 400)
+    y = np.r_[rng.random(400) < 0.7, rng.random(400) < 0.3].astype(int)
+    p = np.where(sources == "call-center", 0.7, 0.3) + 0.01 * rng.normal(size=800)
+    result = evaluate_scores(y, p, sources, n_boot=300, seed=0)
+    assert set(result["per_source"]) == {"call-center", "telegram"}
+    for source, group in result["per_source"].items():
+        mask = sources == source
+        assert group["n"] == mask.sum() and group["positives"] == y[mask].sum()
+        assert group["auc"] == pytest.approx(roc_auc_score(y[mask], p[mask]))
+        assert abs(group["auc"] - 0.5) < 0.1
+        assert group["auc_ci"][0] <= group["auc"] <= group["auc_ci"][1]
+    assert result["pooled"]["n"] == 800 and result["pooled"]["auc"] > 0.65
+
+
+def test_evaluate_scores_single_class_source() -> None:
+    y = np.array([1, 1, 1, 0, 1, 0])
+    sources = ["a", "a", "a", "b", "b", "b"]
+    result = evaluate_scores(y, np.linspace(0.1, 0.9, 6), sources, n_boot=50)
+    assert result["per_source"]["a"]["auc"] is None and result["per_source"]["a"]["n"] == 3
+    assert result["per_source"]["b"]["auc"] is not None
+    json.dumps(result, allow_nan=False)
+
+
+def _tone_or_noise(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Positives: a noisy 300-1500 Hz tone; negatives: broadband noise; varied lengths and levels."""
+    rng = np.random.default_rng(seed)
+    waves, labels = [], rng.integers(0, 2, n)
+    for label in labels:
+        length = int(rng.integers(8000, 24000))
+        wave = rng.normal(scale=0.3, size=length)
+        if label:
+            t = np.arange(length) / 16000
+            wave = 0.3 * wave + np.sin(2 * np.pi * rng.uniform(300, 1500) * t)
+        waves.append((wave * rng.uniform(0.1, 1.0) / np.abs(wave).max()).astype(np.float32))
+    return waves, labels
+
+
+def test_mfcc_statistics_shape_and_batching() -> None:
+    waves, _ = _tone_or_noise(3, 0)
+    features = mfcc_statistics(waves)
+    assert features.shape == (3, 80) and features.dtype == np.float32 and np.all(np.isfinite(features))
+    windows = np.stack([w[:8000] for w in waves])
+    assert np.allclose(mfcc_statistics(windows), mfcc_statistics(list(windows)))
+    with pytest.raises(ValueError, match="batch"):
+        mfcc_statistics(waves[0])
+
+
+def test_baseline_beats_chance_on_separable_task() -> None:
+    train_x, train_y = _tone_or_noise(40, 1)
+    test_x, test_y = _tone_or_noise(30, 2)
+    baseline = MfccBaseline().fit(train_x, train_y)
+    proba = baseline.predict_proba(test_x)
+    assert proba.shape == (30,) and np.all((proba >= 0) & (proba <= 1))
+    assert roc_auc_score(test_y, proba) > 0.9
+    assert baseline.best_c in MfccBaseline.C_GRID
+
+
+def test_baseline_refuses_a_missing_class() -> None:
+    waves, _ = _tone_or_noise(4, 0)
+    with pytest.raises(ValueError, match="each class"):
+        MfccBaseline().fit(waves, [1, 1, 1, 0])
+
+
+def test_write_report_json_png_and_table(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    sources = np.array(["call-center"] * 120 + ["telegram"] * 80)
+    y = (rng.random(200) < 0.5).astype(int)
+    results = {
+        name: evaluate_scores(y, 1 / (1 + np.exp(-(rng.normal(size=200) + sep * y))), sources, n_boot=200)
+        for name, sep in [("student_int8", 1.5), ("mfcc_baseline", 0.5)]
+    }
+    json_path, png_path = write_report(results, tmp_path / "eval")
+    loaded = json.loads(json_path.read_text())
+    assert set(loaded) == set(results)
+    assert loaded["student_int8"]["per_source"]["telegram"]["auc"] == pytest.approx(
+        results["student_int8"]["per_source"]["telegram"]["auc"]
+    )
+    image = matplotlib.image.imread(png_path)
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
+
+    table = markdown_table(results).strip().splitlines()
+    assert len(table) == 2 + len(results)
+    assert "AUC call-center (n=120)" in table[0] and "AUC telegram (n=80)" in table[0]
+    auc = results["mfcc_baseline"]["per_source"]["telegram"]["auc"]
+    assert table[3].startswith("| mfcc_baseline |") and f"{auc:.3f}" in table[3]
