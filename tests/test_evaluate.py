@@ -18,6 +18,7 @@ from training.evaluate import (
     operating_point,
     roc_auc_ci,
     sensitivity_at_specificity,
+    within_source_auc,
     write_report,
 )
 
@@ -191,3 +192,12 @@ def test_write_report_json_png_and_table(tmp_path) -> None:
     assert "AUC call-center (n=120)" in table[0] and "AUC telegram (n=80)" in table[0]
     auc = results["mfcc_baseline"]["per_source"]["telegram"]["auc"]
     assert table[3].startswith("| mfcc_baseline |") and f"{auc:.3f}" in table[3]
+
+
+def test_within_source_auc_ignores_the_channel() -> None:
+    sources = np.array(["a"] * 6 + ["b"] * 6 + ["c"] * 2)
+    y = np.array([0, 0, 0, 1, 1, 1] + [0, 0, 0, 1, 1, 1] + [1, 1])
+    p = np.r_[[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.9, 0.8, 0.7, 0.95, 0.75, 0.85], [0.0, 0.1]]
+    assert within_source_auc(y, p, sources) == pytest.approx((1.0 + 6 / 9) / 2)
+    with pytest.raises(ValueError, match="both classes"):
+        within_source_auc(y[-2:], p[-2:], sources[-2:])
