@@ -201,3 +201,71 @@ def test_within_source_auc_ignores_the_channel() -> None:
     assert within_source_auc(y, p, sources) == pytest.approx((1.0 + 6 / 9) / 2)
     with pytest.raises(ValueError, match="both classes"):
         within_source_auc(y[-2:], p[-2:], sources[-2:])
+
+
+@pytest.fixture
+def fake_run(tmp_path, monkeypatch):
+    """A run folder over synthetic wav files, with coughkd.load replaced by a stand-in model."""
+    import types
+
+    import soundfile
+
+    import coughkd
+    from training.data import Recording, file_sha256, split
+
+    waves, labels = _tone_or_noise(60, 5)
+    recordings = []
+    for i, (wave, label) in enumerate(zip(waves, labels)):
+        path = tmp_path / f"{i}.wav"
+        soundfile.write(path, wave, 16000)
+        recordings.append(Recording(path, int(label), "call-center" if i % 2 else "telegram", file_sha256(path)))
+    parts = split(recordings, seed=0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "split.json").write_text(json.dumps({k: [r.sha256 for r in v] for k, v in parts.items()}))
+    teacher = {r.sha256: 0.2 + 0.6 * r.label - 0.1 * (i % 3) for i, r in enumerate(parts["test"])}
+    (run_dir / "teacher_test_scores.json").write_text(json.dumps(teacher))
+
+    calls = []
+
+    def load(model_dir, variant="int8"):
+        def predict(waveform, sample_rate=None):
+            calls.append((variant, sample_rate))
+            return types.SimpleNamespace(covid_probability=float(np.abs(waveform).mean()), threshold=0.3)
+        return types.SimpleNamespace(predict=predict)
+
+    monkeypatch.setattr(coughkd, "load", load, raising=False)
+    return recordings, parts, teacher, run_dir, calls
+
+
+@pytest.mark.slow
+def test_evaluate_run_scores_every_model_on_the_test_split(fake_run, tmp_path) -> None:
+    from training.evaluate import evaluate_run
+
+    recordings, parts, teacher, run_dir, calls = fake_run
+    results = evaluate_run(tmp_path / "model", run_dir, tmp_path / "eval", recordings, n_boot=100, progress=False)
+    test = parts["test"]
+    assert list(results) == ["student_int8", "student_fp32", "teacher", "mfcc_baseline"]
+    assert sorted(calls) == sorted([(v, 16000) for v in ("int8", "fp32") for _ in test])
+    for result in results.values():
+        assert result["pooled"]["n"] == len(test)
+        assert result["per_source"]["telegram"]["n"] == sum(r.source == "telegram" for r in test)
+    y = [r.label for r in test]
+    assert results["teacher"]["pooled"]["auc"] == pytest.approx(roc_auc_score(y, [teacher[r.sha256] for r in test]))
+    point = results["student_int8"]["test_operating_point"]["pooled"]
+    assert point["threshold"] == 0.3 and point["tp"] + point["fn"] == sum(y)
+    assert json.loads((tmp_path / "eval" / "report.json").read_text()).keys() == results.keys()
+    assert (tmp_path / "eval" / "roc.png").is_file()
+    assert (tmp_path / "eval" / "table.md").read_text() == markdown_table(results)
+
+
+def test_evaluate_run_needs_teacher_scores_for_every_test_recording(fake_run, tmp_path) -> None:
+    from training.evaluate import evaluate_run
+
+    recordings, parts, teacher, run_dir, _ = fake_run
+    del teacher[parts["test"][0].sha256]
+    (run_dir / "teacher_test_scores.json").write_text(json.dumps(teacher))
+    with pytest.raises(ValueError, match="teacher_test_scores.json lacks 1"):
+        evaluate_run(tmp_path / "model", run_dir, tmp_path / "eval", recordings, n_boot=10, progress=False)
+    with pytest.raises(ValueError, match="not in the loaded dataset"):
+        evaluate_run(tmp_path / "model", run_dir, tmp_path / "eval", recordings[:5], n_boot=10, progress=False)

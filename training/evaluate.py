@@ -22,13 +22,16 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
 
+from coughkd.audio import SAMPLE_RATE
 from coughkd.features import log_mel
+from training.data import COVID19_COUGH, Recording, decode_all, load_covid19_cough
 
 N_MFCC = 20
 DELTA_WIDTH = 2
 POOLED = "pooled"
-STUDENT_VARIANTS = ("fp32", "int8")
+STUDENT_VARIANTS = ("int8", "fp32")  # the shipped default first
 
 
 def _split_scores(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,3 +310,109 @@ def markdown_table(results: dict[str, dict]) -> str:
         row += [_fmt_auc(pooled), sens, f"{pooled['ece']:.3f}"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _select(recordings: Sequence[Recording], hashes: Sequence[str], split_name: str) -> list[Recording]:
+    by_hash = {rec.sha256: rec for rec in recordings}
+    missing = [h for h in hashes if h not in by_hash]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} of {len(hashes)} {split_name} recordings in split.json are not in the loaded dataset "
+            f"(first: {missing[0]}); was the run made from other data?"
+        )
+    return [by_hash[h] for h in hashes]
+
+
+def score_student(
+    model_dir: Path, variant: str, waveforms: Sequence[np.ndarray], progress: bool = True
+) -> tuple[np.ndarray, float]:
+    """COVID probabilities of whole recordings through the shipped runtime (events, windows, aggregation
+    exactly as users get them), and the manifest threshold it applies."""
+    import coughkd
+
+    model = coughkd.load(model_dir, variant=variant)
+    probabilities, threshold = [], float("nan")
+    for waveform in tqdm(waveforms, desc=f"student {variant}", unit="file", disable=not progress):
+        prediction = model.predict(waveform, sample_rate=SAMPLE_RATE)
+        probabilities.append(prediction.covid_probability)
+        threshold = prediction.threshold
+    return np.asarray(probabilities, dtype=np.float64), float(threshold)
+
+
+def _operating_points(y: np.ndarray, p: np.ndarray, sources: np.ndarray, threshold: float) -> dict:
+    """The shipped threshold (chosen on validation) applied to test data, pooled and per source."""
+    points = {source: operating_point(y[sources == source], p[sources == source], threshold)
+              for source in sorted(set(sources.tolist()))}
+    return {"per_source": points, POOLED: operating_point(y, p, threshold)}
+
+
+def evaluate_run(
+    model_dir: Path,
+    run_dir: Path,
+    out_dir: Path,
+    recordings: Sequence[Recording] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Score the run's held-out test split with every model and write the report.
+
+    Models: the OpenVINO students through coughkd (fp32, int8), the teacher (scores cached by the run in
+    teacher_test_scores.json), and the MFCC baseline fitted here on the run's train split. `recordings`
+    defaults to the shared covid19-cough set; split.json refers to them by content hash.
+    """
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    split = json.loads((run_dir / "split.json").read_text())
+    teacher_scores = json.loads((run_dir / "teacher_test_scores.json").read_text())
+    if recordings is None:
+        recordings = load_covid19_cough()[0]
+    train = _select(recordings, split["train"], "train")
+    test = _select(recordings, split["test"], "test")
+    missing = [rec.sha256 for rec in test if rec.sha256 not in teacher_scores]
+    if missing:
+        raise ValueError(f"teacher_test_scores.json lacks {len(missing)} test recordings (first: {missing[0]})")
+
+    decoded_train, _ = decode_all(train, progress=progress, cache_dir=cache_dir)
+    decoded_test, failed = decode_all(test, progress=progress, cache_dir=cache_dir)
+    for rec, message in failed:
+        print(f"skipping undecodable test recording {rec.path}: {message}")
+    y = np.array([rec.label for rec, _ in decoded_test])
+    sources = np.array([rec.source for rec, _ in decoded_test])
+    waveforms = [waveform for _, waveform in decoded_test]
+
+    results: dict[str, dict] = {}
+    for variant in STUDENT_VARIANTS:
+        p, threshold = score_student(Path(model_dir), variant, waveforms, progress)
+        results[f"student_{variant}"] = evaluate_scores(y, p, sources, n_boot, seed)
+        results[f"student_{variant}"]["test_operating_point"] = _operating_points(y, p, sources, threshold)
+    teacher = np.array([teacher_scores[rec.sha256] for rec, _ in decoded_test], dtype=np.float64)
+    results["teacher"] = evaluate_scores(y, teacher, sources, n_boot, seed)
+    baseline = MfccBaseline(seed).fit([w for _, w in decoded_train], [rec.label for rec, _ in decoded_train])
+    results["mfcc_baseline"] = evaluate_scores(y, baseline.predict_proba(waveforms), sources, n_boot, seed)
+
+    write_report(results, out_dir)
+    table = markdown_table(results)
+    (out_dir / "table.md").write_text(table)
+    print(table)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("assets/model"))
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/latest"))
+    parser.add_argument("--out", type=Path, default=Path("reports/eval"))
+    parser.add_argument("--data-root", type=Path, default=COVID19_COUGH, help="covid19-cough folder")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="decoded-waveform cache (see training.data)")
+    parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    return evaluate_run(
+        args.model_dir, args.run_dir, args.out, load_covid19_cough(args.data_root)[0],
+        n_boot=args.n_boot, seed=args.seed, cache_dir=args.cache_dir,
+    )
+
+
+if __name__ == "__main__":
+    main()
