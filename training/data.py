@@ -1,0 +1,453 @@
+"""Datasets for training: loaders, the dataset traps, decoding, and leakage-safe splits.
+
+Every loader returns `(recordings, LoadReport)` and handles the traps listed in the shared covid19-cough README
+the same way for every dataset: exact duplicates collapse to one file and duplicates whose labels disagree are
+dropped (trap 2), undecodable files are reported and skipped (trap 3), splits are grouped by content hash
+(trap 4, there is no participant id) and stratified by (source, label) so the channel confound (trap 1) can be
+measured per source, and the PCR `verified` flag is kept (trap 5).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+from tqdm import tqdm
+
+from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+COVID19_COUGH = SHARED / "data" / "covid19-cough"
+SPLITS = ("train", "val", "test")
+TELEPHONE_RATE = 8000
+
+MetaValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One labelled audio file; frozen so it can key dicts and sets.
+
+    `meta` is a sorted tuple of (key, value) pairs rather than a dict to keep the dataclass hashable.
+    A `participant` entry, where a dataset has one, keeps a person's files in one split.
+    """
+
+    path: Path
+    label: int
+    source: str
+    sha256: str
+    verified: bool = False
+    meta: tuple[tuple[str, MetaValue], ...] = ()
+
+    def get(self, key: str, default: MetaValue = None) -> MetaValue:
+        return dict(self.meta).get(key, default)
+
+
+@dataclass
+class LoadReport:
+    """What a loader found and threw away, so a run's data handling can be audited from its log."""
+
+    dataset: str
+    found: int = 0
+    missing: list[Path] = field(default_factory=list)
+    excluded: Counter[str] = field(default_factory=Counter)
+    duplicate_groups: int = 0
+    duplicates_removed: int = 0
+    conflicting_groups: list[str] = field(default_factory=list)
+    conflicting_files: int = 0
+    undecodable: list[tuple[Path, str]] = field(default_factory=list)
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def add_undecodable(self, failures: Iterable[tuple[Recording, str]]) -> None:
+        """Record decode failures and take them out of the per-(source, label) counts."""
+        for rec, message in failures:
+            self.undecodable.append((rec.path, message))
+            key = (rec.source, rec.label)
+            if self.counts.get(key, 0) > 0:
+                self.counts[key] -= 1
+
+    def as_dict(self) -> dict:
+        """JSON-friendly form, e.g. for the model manifest's `data` entry."""
+        return {
+            "dataset": self.dataset,
+            "found": self.found,
+            "missing": [str(p) for p in self.missing],
+            "excluded": dict(self.excluded),
+            "duplicate_groups": self.duplicate_groups,
+            "duplicates_removed": self.duplicates_removed,
+            "conflicting_groups": list(self.conflicting_groups),
+            "conflicting_files": self.conflicting_files,
+            "undecodable": [[str(p), m] for p, m in self.undecodable],
+            "counts": {f"{s}/{label}": n for (s, label), n in sorted(self.counts.items())},
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.dataset}: {self.found} files found, {len(self.missing)} missing, "
+            f"{sum(self.excluded.values())} excluded",
+            f"  groups of byte-identical files: {self.duplicate_groups}",
+            f"  exact duplicates removed: {self.duplicates_removed}",
+            f"  conflicting duplicate groups dropped: {len(self.conflicting_groups)} ({self.conflicting_files} files)",
+            f"  undecodable: {len(self.undecodable)}",
+        ]
+        lines += [f"    {m if m.startswith(p.name) else f'{p.name}: {m}'}" for p, m in self.undecodable]
+        lines += [f"  excluded ({reason}): {n}" for reason, n in sorted(self.excluded.items())]
+        lines.append(f"  kept: {sum(self.counts.values())}")
+        lines += [f"    {s} label={label}: {n}" for (s, label), n in sorted(self.counts.items())]
+        return "\n".join(lines)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def deduplicate(recordings: Iterable[Recording], report: LoadReport) -> list[Recording]:
+    """Collapse byte-identical files; drop every file of a group whose labels disagree.
+
+    A conflicting group cannot be given a true label, and keeping any member would put the same audio
+    under both labels (or in train and test). A kept group is PCR-verified if any copy was.
+    """
+    groups: dict[str, list[Recording]] = defaultdict(list)
+    for rec in recordings:
+        groups[rec.sha256].append(rec)
+    kept = []
+    for sha, members in groups.items():
+        report.duplicate_groups += len(members) > 1
+        if len({r.label for r in members}) > 1:
+            report.conflicting_groups.append(sha)
+            report.conflicting_files += len(members)
+            continue
+        first = min(members, key=lambda r: str(r.path))
+        verified = any(r.verified for r in members)
+        kept.append(first if first.verified == verified else _with_verified(first, verified))
+        report.duplicates_removed += len(members) - 1
+    return kept
+
+
+def _with_verified(rec: Recording, verified: bool) -> Recording:
+    return Recording(rec.path, rec.label, rec.source, rec.sha256, verified, rec.meta)
+
+
+def _meta(**items: MetaValue) -> tuple[tuple[str, MetaValue], ...]:
+    return tuple(sorted((k, v) for k, v in items.items() if v is not None and v != ""))
+
+
+def _finish(
+    recordings: list[Recording], report: LoadReport, only_verified_positives: bool
+) -> tuple[list[Recording], LoadReport]:
+    kept = deduplicate(recordings, report)
+    if only_verified_positives:
+        unverified = [r for r in kept if r.label == 1 and not r.verified]
+        if unverified:
+            report.excluded["unverified positive"] += len(unverified)
+        kept = [r for r in kept if r.label == 0 or r.verified]
+    report.counts = dict(sorted(Counter((r.source, r.label) for r in kept).items()))
+    return kept, report
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        absent = [c for c in required if c not in columns]
+        if absent:
+            raise ValueError(f"{path}: missing column(s) {absent}; found {columns}")
+        # Surplus fields land under the key None (as a list); they belong to no column, so they are dropped.
+        return [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+
+
+def load_covid19_cough(
+    root: Path = COVID19_COUGH, only_verified_positives: bool = False
+) -> tuple[list[Recording], LoadReport]:
+    """The shared covid19-cough set: `metadata.json` + `raw/<uuid>.mp3`; source is call-center or telegram."""
+    root = Path(root)
+    report = LoadReport("covid19-cough")
+    rows = json.loads((root / "metadata.json").read_text(encoding="utf-8"))
+    recordings = []
+    for row in rows:
+        path = root / "raw" / row["filename"]
+        if not path.is_file():
+            report.missing.append(path)
+            continue
+        report.found += 1
+        meta = _meta(
+            filename=row["filename"],
+            kind=row.get("kind"),
+            asymptomatic=row.get("asymptomatic"),
+            comment=row.get("comment"),
+        )
+        label = int(bool(row["covid19"]))
+        recordings.append(Recording(path, label, row["source"], file_sha256(path), bool(row.get("verified")), meta))
+    return _finish(recordings, report, only_verified_positives)
+
+
+COUGHVID_LABELS = {"COVID-19": 1, "healthy": 0}
+COUGHVID_EXTENSIONS = (".webm", ".ogg", ".wav")
+
+
+def load_coughvid(
+    root: Path,
+    min_cough_probability: float = 0.8,
+    symptomatic_label: int | None = None,
+    only_verified_positives: bool = False,
+) -> tuple[list[Recording], LoadReport]:
+    """COUGHVID: `metadata_compiled.csv` (uuid, status, cough_detected, ...) + `<uuid>.webm|.ogg`.
+
+    Status is self-reported (never PCR-verified). `symptomatic` has no test behind it, so it is dropped
+    unless `symptomatic_label` says otherwise; clips the dataset's own detector doubts
+    (cough_detected < min_cough_probability, 0.8 as its authors suggest) are dropped too.
+    """
+    root = Path(root)
+    report = LoadReport("coughvid")
+    labels = dict(COUGHVID_LABELS)
+    if symptomatic_label is not None:
+        labels["symptomatic"] = symptomatic_label
+    recordings = []
+    for row in _read_csv(root / "metadata_compiled.csv", ("uuid", "status", "cough_detected")):
+        status = row["status"]
+        if status not in labels:
+            report.excluded[f"status={status or 'missing'}"] += 1
+            continue
+        probability = float(row["cough_detected"] or 0.0)
+        if probability < min_cough_probability:
+            report.excluded[f"cough_detected<{min_cough_probability}"] += 1
+            continue
+        path = next((p for ext in COUGHVID_EXTENSIONS if (p := root / f"{row['uuid']}{ext}").is_file()), None)
+        if path is None:
+            report.missing.append(root / f"{row['uuid']}{COUGHVID_EXTENSIONS[0]}")
+            continue
+        report.found += 1
+        meta = _meta(uuid=row["uuid"], status=status, cough_detected=probability,
+                     age=row.get("age"), gender=row.get("gender"))
+        recordings.append(Recording(path, labels[status], "coughvid", file_sha256(path), False, meta))
+    return _finish(recordings, report, only_verified_positives)
+
+
+COSWARA_LABELS = {"positive_mild": 1, "positive_moderate": 1, "positive_asymp": 1, "healthy": 0}
+
+
+def load_coswara(
+    root: Path,
+    csv_path: Path | None = None,
+    kinds: Sequence[str] = ("cough-heavy", "cough-shallow"),
+    only_verified_positives: bool = False,
+) -> tuple[list[Recording], LoadReport]:
+    """Coswara: `<date>/<id>/<kind>.wav` folders (at any depth) + a CSV with `id` and `covid_status`.
+
+    Only clear statuses are used (positive_* = 1, healthy = 0); recovered, exposed, under_validation and
+    other respiratory illness are excluded rather than guessed. Coswara has participant ids, which go into
+    meta so `split` keeps a person's recordings together.
+    """
+    root = Path(root)
+    csv_path = Path(csv_path) if csv_path is not None else root / "combined_data.csv"
+    report = LoadReport("coswara")
+    files = {(p.parent.name, kind): p for kind in kinds for p in root.rglob(f"{kind}.wav")}
+    recordings = []
+    for row in _read_csv(csv_path, ("id", "covid_status")):
+        status = row["covid_status"]
+        if status not in COSWARA_LABELS:
+            report.excluded[f"covid_status={status or 'missing'}"] += 1
+            continue
+        for kind in kinds:
+            path = files.get((row["id"], kind))
+            if path is None:
+                report.missing.append(Path(row["id"]) / f"{kind}.wav")
+                continue
+            report.found += 1
+            meta = _meta(participant=row["id"], kind=kind, covid_status=status,
+                         age=row.get("a"), gender=row.get("g"), country=row.get("l_c"))
+            recordings.append(Recording(path, COSWARA_LABELS[status], "coswara", file_sha256(path), False, meta))
+    return _finish(recordings, report, only_verified_positives)
+
+
+VIRUFY_PATH_COLUMNS = ("cough_path", "cough_filename", "filename", "file", "path")
+VIRUFY_LABEL_COLUMNS = ("pcr_test_result", "corona_test", "covid19", "label")
+POSITIVE_VALUES = {"positive", "pos", "1", "true", "yes", "covid-19"}
+NEGATIVE_VALUES = {"negative", "neg", "0", "false", "no", "healthy"}
+
+
+def load_virufy(root: Path, csv_path: Path | None = None) -> tuple[list[Recording], LoadReport]:
+    """Virufy clinical data: `labels.csv` with a file-path column and a PCR result column.
+
+    The column names have changed between Virufy releases, so the first present name from
+    VIRUFY_PATH_COLUMNS / VIRUFY_LABEL_COLUMNS is used, and a CSV with neither fails loudly.
+    Paths are resolved against the CSV's folder, then `root`, then by file name anywhere under `root`.
+    Labels come from PCR tests (both classes), so every recording is `verified`.
+    """
+    root = Path(root)
+    if csv_path is None:
+        csv_path = root / "labels.csv" if (root / "labels.csv").is_file() else next(root.rglob("labels.csv"), None)
+        if csv_path is None:
+            raise FileNotFoundError(f"no labels.csv under {root}")
+    csv_path = Path(csv_path)
+    report = LoadReport("virufy")
+    rows = _read_csv(csv_path, ())
+    columns = rows[0].keys() if rows else ()
+    path_col = next((c for c in VIRUFY_PATH_COLUMNS if c in columns), None)
+    label_col = next((c for c in VIRUFY_LABEL_COLUMNS if c in columns), None)
+    if path_col is None or label_col is None:
+        raise ValueError(
+            f"{csv_path}: need a path column {VIRUFY_PATH_COLUMNS} and a label column {VIRUFY_LABEL_COLUMNS}; "
+            f"found {list(columns)}"
+        )
+    by_name: dict[str, Path] | None = None
+    recordings = []
+    for row in rows:
+        value = row[label_col].lower()
+        if value not in POSITIVE_VALUES | NEGATIVE_VALUES:
+            report.excluded[f"{label_col}={value or 'missing'}"] += 1
+            continue
+        relative = Path(row[path_col])
+        path = next((p for p in (csv_path.parent / relative, root / relative) if p.is_file()), None)
+        if path is None:
+            if by_name is None:
+                by_name = {p.name: p for p in root.rglob("*") if p.is_file()}
+            path = by_name.get(relative.name)
+        if path is None:
+            report.missing.append(relative)
+            continue
+        report.found += 1
+        meta = _meta(participant=row.get("patient_id"), file=row[path_col], age=row.get("age"),
+                     gender=row.get("gender"))
+        recordings.append(Recording(path, int(value in POSITIVE_VALUES), "virufy", file_sha256(path), True, meta))
+    return _finish(recordings, report, only_verified_positives=False)
+
+
+def harmonise_channel(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limit any audio to the 4 kHz telephone band (8 kHz round trip through soxr).
+
+    Telegram audio is wide-band, call-centre audio is 8 kHz telephone audio, and positives are far more common
+    in the call centre: a model that sees bandwidth can learn the channel instead of the disease (trap 1).
+    """
+    x = np.asarray(waveform, dtype=np.float32)
+    if sample_rate <= TELEPHONE_RATE:
+        return x.copy()
+    narrow = soxr.resample(x, sample_rate, TELEPHONE_RATE, quality="VHQ")
+    wide = soxr.resample(narrow, TELEPHONE_RATE, sample_rate, quality="VHQ").astype(np.float32)
+    if wide.shape[0] >= x.shape[0]:
+        return wide[: x.shape[0]]
+    return np.pad(wide, (0, x.shape[0] - wide.shape[0]))
+
+
+def _cache_path(cache_dir: Path, rec: Recording) -> Path:
+    return cache_dir / f"{rec.sha256}-{SAMPLE_RATE}.npz"
+
+
+def _read_cache(path: Path) -> np.ndarray | None:
+    try:
+        with np.load(path) as data:
+            return data["waveform"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def _write_cache(path: Path, waveform: np.ndarray) -> None:
+    """Write atomically so an interrupted run never leaves a truncated cache entry behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, waveform=waveform)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def decode_all(
+    recordings: Sequence[Recording],
+    progress: bool = True,
+    cache_dir: Path | None = None,
+    report: LoadReport | None = None,
+) -> tuple[list[tuple[Recording, np.ndarray]], list[tuple[Recording, str]]]:
+    """Decode every recording to 16 kHz float32 through `coughkd.audio.load_audio` (the runtime's own path).
+
+    A file that cannot be decoded is returned with its error message instead of stopping the run (trap 3) and,
+    given a `report`, recorded there. With `cache_dir`, waveforms are kept as `<sha256>-16000.npz` so later runs
+    skip mp3 decoding; the key is the content hash, so renamed or duplicated files share an entry.
+    """
+    decoded: list[tuple[Recording, np.ndarray]] = []
+    failed: list[tuple[Recording, str]] = []
+    for rec in tqdm(recordings, desc="decoding", unit="file", disable=not progress):
+        cached = _cache_path(Path(cache_dir), rec) if cache_dir is not None else None
+        waveform = _read_cache(cached) if cached is not None and cached.is_file() else None
+        if waveform is None:
+            try:
+                waveform = load_audio(rec.path).waveform
+            except AudioError as err:
+                failed.append((rec, str(err)))
+                continue
+            if cached is not None:
+                _write_cache(cached, waveform)
+        decoded.append((rec, waveform))
+    if report is not None:
+        report.add_undecodable(failed)
+    return decoded, failed
+
+
+def _leakage_groups(recordings: Sequence[Recording]) -> list[list[int]]:
+    """Indices of recordings that must share a split: same content hash or same participant (union-find)."""
+    parent = list(range(len(recordings)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[tuple[str, MetaValue], int] = {}
+    for i, rec in enumerate(recordings):
+        keys = [("sha256", rec.sha256)]
+        if rec.get("participant") is not None:
+            keys.append(("participant", rec.get("participant")))
+        for key in keys:
+            j = first_with.setdefault(key, i)
+            parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(recordings)):
+        groups[find(i)].append(i)
+    return list(groups.values())
+
+
+def split(
+    recordings: Sequence[Recording], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> dict[str, list[Recording]]:
+    """Split into train/val/test, grouped by content hash (and participant, where known), stratified by
+    (source, label), deterministic for a seed.
+
+    Each stratum is shuffled with its own generator seeded from `seed` and the stratum's name, so adding a
+    dataset does not reshuffle the others; groups then go, largest first, to the split furthest below its
+    target share. Recordings keep their input order within a split.
+    """
+    if len(fractions) != len(SPLITS) or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be {len(SPLITS)} non-negative numbers summing to 1, got {fractions}")
+    by_stratum: dict[tuple[str, int], list[list[int]]] = defaultdict(list)
+    for members in _leakage_groups(recordings):
+        counts = Counter((recordings[i].source, recordings[i].label) for i in members)
+        by_stratum[counts.most_common(1)[0][0]].append(members)
+    assignment: dict[int, int] = {}
+    for (source, label), groups in sorted(by_stratum.items()):
+        rng = np.random.default_rng([seed, zlib.crc32(f"{source}/{label}".encode())])
+        groups = sorted(groups, key=lambda m: min(recordings[i].sha256 for i in m))
+        shuffled = sorted((groups[k] for k in rng.permutation(len(groups))), key=len, reverse=True)
+        targets = np.asarray(fractions, dtype=float) * sum(len(m) for m in shuffled)
+        filled = np.zeros(len(SPLITS))
+        for members in shuffled:
+            k = int(np.argmax(targets - filled))
+            filled[k] += len(members)
+            assignment.update((i, k) for i in members)
+    return {name: [r for i, r in enumerate(recordings) if assignment[i] == k] for k, name in enumerate(SPLITS)}
