@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -126,20 +126,16 @@ def deduplicate(recordings: Iterable[Recording], report: LoadReport) -> list[Rec
         groups[rec.sha256].append(rec)
     kept = []
     for sha, members in groups.items():
-        report.duplicate_groups += len(members) > 1
+        report.duplicate_groups += int(len(members) > 1)
         if len({r.label for r in members}) > 1:
             report.conflicting_groups.append(sha)
             report.conflicting_files += len(members)
             continue
         first = min(members, key=lambda r: str(r.path))
         verified = any(r.verified for r in members)
-        kept.append(first if first.verified == verified else _with_verified(first, verified))
+        kept.append(replace(first, verified=verified))
         report.duplicates_removed += len(members) - 1
     return kept
-
-
-def _with_verified(rec: Recording, verified: bool) -> Recording:
-    return Recording(rec.path, rec.label, rec.source, rec.sha256, verified, rec.meta)
 
 
 def _meta(**items: MetaValue) -> tuple[tuple[str, MetaValue], ...]:
