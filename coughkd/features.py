@@ -1,0 +1,98 @@
+"""The one log-mel front end, shared by training and runtime so the student never sees features it was not trained on.
+
+Pure numpy, so the runtime needs no torch. The band stops at 4 kHz: the telephone band, so a model cannot tell
+call-centre audio (8 kHz) from Telegram audio (48 kHz) by bandwidth alone (dataset trap 1).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+SAMPLE_RATE = 16000
+N_FFT = 512
+WIN_LENGTH = 400
+HOP_LENGTH = 160
+N_MELS = 64
+FMIN = 0.0
+FMAX = 4000.0
+LOG_OFFSET = 1e-6
+
+
+def front_end_spec() -> dict:
+    """Everything that defines the features; written into the model manifest and compared at load time."""
+    return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "win_length": WIN_LENGTH, "hop_length": HOP_LENGTH,
+            "n_mels": N_MELS, "fmin": FMIN, "fmax": FMAX, "window": "hann-periodic", "center": "reflect",
+            "power": 2.0, "mel_scale": "slaney", "mel_norm": "slaney", "log": "ln", "log_offset": LOG_OFFSET}
+
+
+def n_frames(n_samples: int) -> int:
+    """Frames produced for `n_samples` samples (centred framing)."""
+    return 1 + n_samples // HOP_LENGTH
+
+
+def log_mel(waveform: np.ndarray) -> np.ndarray:
+    """(..., samples) float at 16 kHz -> (..., N_MELS, 1 + samples // HOP_LENGTH) float32 natural-log mel power."""
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.shape[-1] == 0:
+        raise ValueError("log_mel needs at least one sample")
+    pad = [(0, 0)] * (x.ndim - 1) + [(N_FFT // 2, N_FFT // 2)]
+    padded = np.pad(x, pad, mode="reflect")
+    # The Hann window sits centred in the N_FFT frame with zeros around it, so only its WIN_LENGTH samples are
+    # framed; rfft zero-pads at the end instead, which only changes the phase, never the power.
+    offset = (N_FFT - WIN_LENGTH) // 2
+    frames = sliding_window_view(padded[..., offset:], WIN_LENGTH, axis=-1)[..., ::HOP_LENGTH, :]
+    frames = frames[..., : n_frames(x.shape[-1]), :]
+    # numpy's float64 FFT is several times faster than its float32 one.
+    spectrum = np.fft.rfft(frames * _window(), n=N_FFT, axis=-1)
+    projection = _mel_projection()
+    spectrum = spectrum[..., : projection.shape[0]]
+    power = (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32)
+    mel = np.log(power @ projection + np.float32(LOG_OFFSET))
+    return np.ascontiguousarray(np.swapaxes(mel, -1, -2))
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    """Periodic Hann, as torch.hann_window and librosa use for spectral analysis."""
+    n = np.arange(WIN_LENGTH)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / WIN_LENGTH)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * (200.0 / 3)
+    log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+    return np.where(mel >= 15.0, log, linear)
+
+
+@lru_cache(maxsize=1)
+def _mel_filterbank() -> np.ndarray:
+    """(N_MELS, N_FFT // 2 + 1) triangular filters with Slaney area normalisation."""
+    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(FMIN), _hz_to_mel(FMAX), N_MELS + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _mel_projection() -> np.ndarray:
+    """The filterbank as a contiguous (bins, N_MELS) matrix cut after the last bin below FMAX: a third of the
+    multiply, and small enough that BLAS does not spin up threads that fight the model for the cores."""
+    weights = _mel_filterbank()
+    used = int(np.flatnonzero(weights.any(axis=0)).max()) + 1
+    return np.ascontiguousarray(weights[:, :used].T)

@@ -1,0 +1,94 @@
+"""Event detection on synthetic bursts (known onsets) and on real dataset recordings."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coughkd.audio import load_audio
+from coughkd.events import (WINDOW_SECONDS, Event, detect_events, event_windows, find_events,
+                            frame_energy_db)
+
+SR = 16000
+BURSTS = [(0.5, 0.8), (1.5, 1.9), (3.0, 3.25), (4.2, 4.6)]
+
+
+def bursts(spans: list[tuple[float, float]], seconds: float = 5.0, noise: float = 1e-3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(int(seconds * SR)) * noise
+    for start, end in spans:
+        a, b = int(start * SR), int(end * SR)
+        x[a:b] += rng.standard_normal(b - a) * 0.3
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-4, 1e-3, 1e-2])
+def test_bursts_onsets_and_offsets(noise: float) -> None:
+    events = detect_events(bursts(BURSTS, noise=noise))
+    assert len(events) == len(BURSTS)
+    for event, (start, end) in zip(events, BURSTS):
+        assert abs(event.start_s - start) <= 0.05
+        assert abs(event.end_s - end) <= 0.05
+
+
+def test_short_gaps_merge_and_blips_drop() -> None:
+    events = find_events(bursts([(0.5, 0.7), (0.74, 0.9), (2.0, 2.02), (3.0, 3.3)]))
+    assert [(round(e.start_s, 1), round(e.end_s, 1)) for e in events] == [(0.5, 0.9), (3.0, 3.3)]
+
+
+def test_quiet_tail_is_kept_by_hysteresis() -> None:
+    x = bursts([(1.0, 1.2)])
+    rng = np.random.default_rng(5)
+    x[int(1.2 * SR): int(1.5 * SR)] += (rng.standard_normal(int(0.3 * SR)) * 0.03).astype(np.float32)
+    (event,) = find_events(x)
+    assert abs(event.start_s - 1.0) <= 0.05 and abs(event.end_s - 1.5) <= 0.05
+
+
+def test_steady_noise_falls_back_to_loudest_second() -> None:
+    x = (np.random.default_rng(2).standard_normal(3 * SR) * 0.1).astype(np.float32)
+    assert find_events(x) == []
+    (event,) = detect_events(x)
+    assert event.end_s - event.start_s == pytest.approx(WINDOW_SECONDS)
+    loudest = (np.argmax(frame_energy_db(x)) * 160 + 240) / SR
+    assert event.start_s <= loudest <= event.end_s
+
+
+def test_fallback_for_clip_shorter_than_window() -> None:
+    x = (np.random.default_rng(3).standard_normal(int(0.4 * SR)) * 0.1).astype(np.float32)
+    assert detect_events(x) == [Event(0.0, 0.4)]
+
+
+def test_windows_are_centred_and_zero_padded() -> None:
+    x = np.arange(3 * SR, dtype=np.float32) + 1.0
+    windows = event_windows(x, [Event(1.4, 1.6), Event(0.0, 0.2), Event(2.9, 3.0)])
+    assert windows.shape == (3, SR) and windows.dtype == np.float32
+    np.testing.assert_array_equal(windows[0], x[int(1.5 * SR) - SR // 2: int(1.5 * SR) + SR // 2])
+    assert (windows[1, : SR // 2 - int(0.1 * SR)] == 0).all() and windows[1, SR // 2 - int(0.1 * SR)] == 1.0
+    assert (windows[2, -int(0.05 * SR):] == 0).all() and windows[2, SR // 2] == x[int(2.95 * SR)]
+
+
+def test_long_event_window_follows_the_loudest_part() -> None:
+    x = bursts([(0.5, 3.5)], seconds=4.0)
+    x[int(2.6 * SR): int(2.7 * SR)] *= 3.0
+    (window,) = event_windows(x, find_events(x))
+    start = int(np.flatnonzero(np.isin(x, window[:100]))[0])
+    assert 2.1 * SR < start < 2.65 * SR
+
+
+def test_no_events_gives_empty_windows() -> None:
+    assert event_windows(np.ones(SR, dtype=np.float32), []).shape == (0, SR)
+
+
+def test_real_recordings(cough_data: Path) -> None:
+    rows = json.loads((cough_data / "metadata.json").read_text())
+    picked = [r for r in rows if r["source"] == "call-center"][:3] + [r for r in rows if r["source"] == "telegram"][:3]
+    for row in picked:
+        audio = load_audio(cough_data / "raw" / row["filename"])
+        events = find_events(audio.waveform)
+        assert events, row["filename"]
+        assert all(0.0 <= e.start_s < e.end_s <= audio.duration_s + 1e-6 for e in events)
+        assert all(a.end_s < b.start_s for a, b in zip(events, events[1:]))
+        windows = event_windows(audio.waveform, events)
+        assert windows.shape == (len(events), SR) and np.abs(windows).max() > 0.5
