@@ -1,0 +1,89 @@
+"""Students: size budget, input contract, and a distillation step that actually learns."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coughkd.features import N_MELS, log_mel
+from training.losses import Distiller, DistillWeights, soft_bce
+from training.models.students import STUDENTS, build_student, count_parameters
+
+MAX_PARAMETERS = 100_000
+
+
+def _inputs(family: str, seconds: float, batch: int = 2) -> torch.Tensor:
+    samples = int(16000 * seconds)
+    waveform = np.random.default_rng(0).standard_normal((batch, samples)).astype(np.float32) * 0.1
+    return torch.from_numpy(log_mel(waveform) if family == "cnn" else waveform)
+
+
+@pytest.mark.parametrize("family", sorted(STUDENTS))
+def test_student_is_under_budget(family: str) -> None:
+    n = count_parameters(build_student(family))
+    assert n <= MAX_PARAMETERS, f"{family}: {n:,} parameters"
+
+
+@pytest.mark.parametrize("family", sorted(STUDENTS))
+@pytest.mark.parametrize("seconds", [0.5, 1.0, 30.0])
+def test_student_takes_any_length(family: str, seconds: float) -> None:
+    model = build_student(family).eval()
+    covid, cough = model(_inputs(family, seconds))
+    assert covid.shape == cough.shape == (2,)
+    assert torch.isfinite(covid).all() and torch.isfinite(cough).all()
+
+
+def test_unknown_family_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown student family"):
+        build_student("resnet")
+
+
+def test_soft_bce_is_smallest_when_student_matches_teacher() -> None:
+    teacher = torch.tensor([2.0])
+    losses = [float(soft_bce(torch.tensor([s]), teacher, temperature=2.0)) for s in (-2.0, 0.0, 2.0, 4.0)]
+    assert int(np.argmin(losses)) == 2
+
+
+def _toy_batch(family: str, n: int = 32) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Label = a loud 1 kHz tone present or not; the teacher knows it; half the rows are generated audio."""
+    rng = np.random.default_rng(1)
+    t = np.arange(16000) / 16000
+    label = rng.integers(0, 2, n)
+    wave = rng.standard_normal((n, 16000)).astype(np.float32) * 0.05
+    wave += (label[:, None] * 0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    x = torch.from_numpy(log_mel(wave) if family == "cnn" else wave)
+    covid_label = torch.from_numpy(np.where(np.arange(n) % 4 == 0, -1, label))
+    batch = {
+        "covid_label": covid_label,
+        "teacher_covid_logit": torch.from_numpy((label * 6.0 - 3.0).astype(np.float32)),
+        "cough_target": torch.from_numpy(label.astype(np.float32)),
+        "teacher_embedding": torch.from_numpy(rng.standard_normal((n, 16)).astype(np.float32)),
+    }
+    return x, batch
+
+
+@pytest.mark.parametrize("family", sorted(STUDENTS))
+def test_distillation_steps_lower_the_loss(family: str) -> None:
+    torch.manual_seed(0)
+    x, batch = _toy_batch(family)
+    distiller = Distiller(build_student(family), DistillWeights(embedding=0.1), teacher_dim=16)
+    optimizer = torch.optim.AdamW(distiller.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        parts = distiller(x, batch)
+        optimizer.zero_grad()
+        parts["total"].backward()
+        optimizer.step()
+        losses.append(float(parts["total"]))
+    assert set(parts) == {"hard", "soft", "cough", "embedding", "total"}
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_unlabelled_rows_do_not_move_the_covid_losses() -> None:
+    x, batch = _toy_batch("cnn", n=8)
+    distiller = Distiller(build_student("cnn").eval(), DistillWeights(), teacher_dim=16).eval()
+    before = distiller(x, batch)
+    unlabelled = batch["covid_label"] < 0
+    batch["teacher_covid_logit"] = torch.where(unlabelled, torch.tensor(100.0), batch["teacher_covid_logit"])
+    after = distiller(x, batch)
+    assert torch.allclose(before["soft"], after["soft"]) and torch.allclose(before["hard"], after["hard"])
