@@ -1,0 +1,237 @@
+"""training/export.py: the FP32 IR matches torch at every clip length, the INT8 IR tracks the FP32 one, and the
+manifest lets the runtime verify what it loads (CONTRACT.md, "The shipped model folder")."""
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import pytest
+import torch
+from torch import nn
+
+from coughkd.audio import SAMPLE_RATE
+from coughkd.features import front_end_spec, log_mel
+from training.export import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    PARITY_FRAMES,
+    PARITY_TOLERANCE,
+    VARIANTS,
+    compile_f32,
+    export_fp32,
+    parity,
+    quantize_int8,
+    sha256_file,
+    write_manifest,
+)
+
+N_MELS = 64
+
+
+class TinyStudent(nn.Module):
+    """Stand-in with the student contract: log-mel (B, 64, T) -> (covid_logit (B,), cough_logit (B,))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv1d(N_MELS, 32, 5, padding=2), nn.BatchNorm1d(32), nn.ReLU(), nn.MaxPool1d(2),
+            nn.Conv1d(32, 32, 3, padding=1), nn.ReLU(),
+        )
+        self.covid_head = nn.Linear(64, 1)
+        self.cough_head = nn.Linear(64, 1)
+
+    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(log_mel)
+        embedding = torch.cat([h.mean(-1), h.amax(-1)], dim=-1)
+        return self.covid_head(embedding).squeeze(-1), self.cough_head(embedding).squeeze(-1)
+
+
+def tiny_student() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyStudent().eval()
+
+
+def sound_log_mels(n: int, seed: int, seconds: float = 1.0) -> np.ndarray:
+    """Log-mels (coughkd.features) of noise floors with one to three bursts of noise or tone at random times,
+    bands and loudness: realistic input statistics without the dataset."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+    clips = []
+    for _ in range(n):
+        clip = rng.normal(0.0, 10 ** rng.uniform(-4, -2), t.size)
+        for _ in range(rng.integers(1, 4)):
+            envelope = np.exp(-(((t - rng.uniform(0, seconds)) / rng.uniform(0.03, 0.2)) ** 2))
+            source = rng.normal(size=t.size) if rng.random() < 0.5 else np.sin(2 * np.pi * rng.uniform(100, 3500) * t)
+            clip += 10 ** rng.uniform(-2, 0) * envelope * source
+        clips.append(clip)
+    return log_mel(np.asarray(clips, dtype=np.float32))
+
+
+def real_student() -> nn.Module:
+    """The lead's log-mel CNN with batch-norm statistics fitted to sound-like inputs, as training leaves them;
+    untrained statistics make its outputs almost constant, which would make any comparison vacuous."""
+    students = pytest.importorskip("training.models.students")
+    torch.manual_seed(0)
+    model = students.build_student("cnn")
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(sound_log_mels(64, seed=5)))
+    return model.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_student", [tiny_student, real_student], ids=["tiny", "cnn"])
+def test_fp32_ir_matches_torch_at_every_length(make_student, tmp_path: Path) -> None:
+    model = make_student()
+    xml = export_fp32(model, tmp_path, N_MELS)
+
+    ir = ov.Core().read_model(xml)
+    assert [i.get_names() for i in ir.inputs] == [{INPUT_NAME}]
+    assert str(ir.input(0).get_partial_shape()) == "[?,64,?]"
+    assert [o.get_names() for o in ir.outputs] == [{name} for name in OUTPUT_NAMES]
+    assert all(str(o.get_partial_shape()) == "[?]" for o in ir.outputs)
+    constants = [op for op in ir.get_ops() if op.get_type_name() == "Constant"]
+    assert not [c for c in constants if c.get_output_element_type(0) == ov.Type.f16], "weights were compressed to fp16"
+
+    inputs = sound_log_mels(3, seed=0, seconds=30.0)
+    diff = parity(model, xml, inputs)
+    print(f"{make_student.__name__}: FP32 IR vs torch max abs diff {diff:.2e} over {PARITY_FRAMES} frames")
+    assert diff < PARITY_TOLERANCE, f"FP32 IR vs torch max abs diff {diff:.2e}"
+
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        changed.covid_head.bias += 0.01
+    assert parity(changed, xml, inputs[..., :101]) > PARITY_TOLERANCE, "parity cannot see a changed model"
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The tiny student exported to a complete model folder, as training/export.py's CLI lays it out."""
+    out = tmp_path_factory.mktemp("model")
+    fp32_xml = export_fp32(tiny_student(), out, N_MELS)
+    _, info = quantize_int8(fp32_xml, sound_log_mels(64, seed=1), out)
+    write_manifest(
+        out,
+        model_id="coughkd-test",
+        command="pytest tests/test_export.py",
+        threshold={"covid": 0.5, "cough": 0.5},
+        operating_point={"sensitivity": 0.8, "specificity": 0.9, "source": "validation"},
+        metrics={"auc": np.float32(0.75)},
+        teacher={"name": "none"},
+        data={"recordings": 0},
+        student={"family": "tiny", "parameters": sum(p.numel() for p in tiny_student().parameters())},
+        front_end=front_end_spec(),
+    )
+    return out, info
+
+
+@pytest.mark.slow
+def test_int8_ir_tracks_fp32(shipped: tuple[Path, dict]) -> None:
+    out, info = shipped
+    assert info["method"] == "ptq"
+    int8 = ov.Core().read_model(out / VARIANTS["int8"])
+    assert sum(op.get_type_name() == "FakeQuantize" for op in int8.get_ops()) == info["quantizers"] > 0
+    assert [o.get_names() for o in int8.outputs] == [{name} for name in OUTPUT_NAMES]
+
+    x = sound_log_mels(64, seed=2)
+    fp32_out = compile_f32(out / VARIANTS["fp32"])(x)
+    int8_out = compile_f32(int8)(x)
+    for name in OUTPUT_NAMES:
+        r = np.corrcoef(fp32_out[name], int8_out[name])[0, 1]
+        print(f"{name}: INT8 vs FP32 correlation {r:.5f}, max abs diff {np.abs(fp32_out[name] - int8_out[name]).max():.3f}")
+        assert r > 0.99, f"{name}: INT8 vs FP32 correlation {r:.4f}"
+
+
+@pytest.mark.slow
+def test_manifest_lets_the_runtime_verify_the_folder(shipped: tuple[Path, dict]) -> None:
+    out, _ = shipped
+    manifest = json.loads((out / "manifest.json").read_text())
+    expected = {name for xml in VARIANTS.values() for name in (xml, xml.replace(".xml", ".bin"))}
+    assert set(manifest["files"]) == expected
+    for name, digest in manifest["files"].items():
+        assert sha256_file(out / name) == digest
+    assert manifest["variants"] == {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
+    assert manifest["input"] == {"sample_rate": 16000, "window_seconds": 1.0, "front_end": front_end_spec()}
+    assert manifest["outputs"] == ["covid_logit", "cough_logit"]
+    assert set(manifest["threshold"]) == {"covid", "cough"}
+    assert manifest["operating_point"]["source"] == "validation"
+    assert manifest["metrics"]["auc"] == pytest.approx(0.75)
+    assert datetime.fromisoformat(manifest["created"]).utcoffset().total_seconds() == 0
+    for field in ("model_id", "command", "teacher", "data", "student"):
+        assert manifest[field], field
+
+
+@pytest.mark.slow
+def test_runtime_loads_the_exported_folder(shipped: tuple[Path, dict]) -> None:
+    import coughkd
+
+    if not hasattr(coughkd, "load"):
+        pytest.skip("coughkd.load is not written yet")
+
+    t = np.arange(16000) / 16000
+    burst = np.sin(2 * np.pi * 400 * t) * np.exp(-((t - 0.5) ** 2) / 0.005)
+    waveform = (burst + 0.01 * np.random.default_rng(3).normal(size=t.size)).astype(np.float32)
+    prediction = coughkd.load(shipped[0]).predict(waveform, sample_rate=16000)
+    assert 0.0 <= prediction.covid_probability <= 1.0
+    assert prediction.model == "coughkd-test"
+
+
+@pytest.mark.slow
+def test_accuracy_control_reverts_layers_until_within_max_drop(tmp_path: Path) -> None:
+    model = tiny_student()
+    fp32_xml = export_fp32(model, tmp_path, N_MELS)
+    x = sound_log_mels(32, seed=4)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(x))[0].numpy()
+
+    def closeness(compiled: ov.CompiledModel) -> float:
+        return -float(np.abs(compiled(x)["covid_logit"] - reference).mean())
+
+    calibration = sound_log_mels(64, seed=1)
+    _, ptq = quantize_int8(fp32_xml, calibration, tmp_path)
+    xml, info = quantize_int8(fp32_xml, calibration, tmp_path, closeness, max_drop=0.02)
+    print(info)
+    assert info["method"] == "accuracy_control", f"plain quantization already within max_drop: {info}"
+    assert info["fp32_metric"] - info["int8_metric"] <= 0.02 < info["fp32_metric"] - info["ptq_metric"]
+    assert 0 < info["quantizers"] < ptq["quantizers"], "accuracy control should keep some layers, not all, in INT8"
+    int8 = ov.Core().read_model(xml)
+    assert sum(op.get_type_name() == "FakeQuantize" for op in int8.get_ops()) == info["quantizers"]
+
+
+@pytest.mark.slow
+def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from training.export import main
+
+    model = real_student()
+    run = tmp_path / "runs" / "demo"
+    run.mkdir(parents=True)
+    parameters = sum(p.numel() for p in model.parameters())
+    torch.save({"family": "cnn", "config": {}, "state_dict": model.state_dict(), "parameters": parameters},
+               run / "student.pt")
+    np.save(run / "calibration.npy", sound_log_mels(32, seed=6))
+    (run / "metrics.json").write_text(json.dumps({
+        "threshold": {"covid": 0.4, "cough": 0.5},
+        "operating_point": {"sensitivity": 0.7, "specificity": 0.9, "source": "validation"},
+        "metrics": {"test_auc": 0.7},
+        "teacher": {"name": "efficientat_mn04"},
+        "data": {"train": 10},
+    }))
+    out = tmp_path / "model"
+    main(["--checkpoint", str(run / "student.pt"), "--run-dir", str(run), "--out", str(out)])
+    print(capsys.readouterr().out)
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model_id"] == "coughkd-cnn-demo"
+    assert manifest["student"] == {"family": "cnn", "parameters": parameters}
+    assert manifest["threshold"] == {"covid": 0.4, "cough": 0.5}
+    assert manifest["metrics"]["export"]["fp32_parity_max_abs_diff"] < PARITY_TOLERANCE
+    assert manifest["metrics"]["export"]["int8"]["quantizers"] > 0
+    assert manifest["command"].startswith("python -m training.export --checkpoint")
+    assert {name: sha256_file(out / name) for name in manifest["files"]} == manifest["files"]
