@@ -1,0 +1,123 @@
+"""Load the exported student with OpenVINO, refusing any model folder that is damaged or was built for other features.
+
+The manifest is the model's contract: every file's sha256, the variants, and the front end it was trained on.
+A model that passes these checks is compiled once and shared by all threads; each call borrows an infer request
+from a pool, because a compiled model is thread-safe but a single infer request is not.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .events import WINDOW_SECONDS
+from .features import N_MELS, front_end_spec
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "model"
+MANIFEST = "manifest.json"
+INPUT = "log_mel"
+OUTPUTS = ("covid_logit", "cough_logit")
+# The thresholds were chosen on f32 scores; the CPU's default bf16 would move scores that sit near them.
+DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+class ModelError(RuntimeError):
+    """The model folder is missing, damaged or incompatible with this runtime; the message says which."""
+
+
+def read_manifest(model_dir: str | Path) -> dict[str, Any]:
+    """The manifest after checking its shape, every file's sha256 and the front end it was trained on."""
+    model_dir = Path(model_dir)
+    path = model_dir / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"no model at {model_dir}: {MANIFEST} is missing (train and export one, or pass --model)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelError(f"{path} is not valid JSON: {error}") from error
+    for key in ("model_id", "files", "variants", "input", "threshold"):
+        if key not in manifest:
+            raise ModelError(f"{path} has no '{key}' entry")
+    for name, expected in manifest["files"].items():
+        file = model_dir / name
+        if not file.is_file():
+            raise ModelError(f"model file {name} is missing from {model_dir}")
+        with file.open("rb") as handle:
+            actual = hashlib.file_digest(handle, "sha256").hexdigest()
+        if actual != expected:
+            raise ModelError(f"model file {name} is damaged: its sha256 does not match {MANIFEST}")
+    _check_input(manifest["input"], path)
+    return manifest
+
+
+def _check_input(spec: dict[str, Any], path: Path) -> None:
+    """Features must be computed exactly as in training, or the scores mean nothing."""
+    expected = front_end_spec()
+    actual = spec.get("front_end", {})
+    if actual != expected:
+        keys = sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
+        details = ", ".join(f"{k}: model {actual.get(k)!r} vs runtime {expected.get(k)!r}" for k in keys)
+        raise ModelError(f"{path}: the model was trained on a different front end ({details})")
+    if spec.get("sample_rate") != SAMPLE_RATE or spec.get("window_seconds") != WINDOW_SECONDS:
+        raise ModelError(f"{path}: the model expects {spec.get('sample_rate')} Hz windows of "
+                         f"{spec.get('window_seconds')} s; this runtime makes {SAMPLE_RATE} Hz, {WINDOW_SECONDS} s")
+
+
+class StudentRuntime:
+    """A verified, compiled student; `run` may be called from any number of threads at once."""
+
+    def __init__(self, model_dir: str | Path | None = None, variant: str = "int8",
+                 config: dict[str, str] | None = None, device: str = "CPU") -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else MODEL_DIR
+        self.manifest = read_manifest(self.model_dir)
+        variants = self.manifest["variants"]
+        if variant not in variants:
+            raise ModelError(f"variant '{variant}' is not in this model; it has {', '.join(sorted(variants))}")
+        xml = variants[variant]
+        for name in (xml, str(Path(xml).with_suffix(".bin"))):
+            if name not in self.manifest["files"]:
+                raise ModelError(f"{name} is not listed with a sha256 in {MANIFEST}, so it cannot be verified")
+        self.variant = variant
+        self.model_id: str = self.manifest["model_id"]
+        self.thresholds: dict[str, float] = {k: float(v) for k, v in self.manifest["threshold"].items()}
+        self._compiled = _compile(self.model_dir / xml, {**DEFAULT_CONFIG, **(config or {})}, device)
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, N_MELS, frames) log-mel -> (covid_logits (n,), cough_logits (n,)) float32."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.ndim != 3 or batch.shape[1] != N_MELS:
+            raise ValueError(f"expected log-mel features shaped (n, {N_MELS}, frames), got {batch.shape}")
+        if batch.shape[0] == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self._compiled.create_infer_request()
+        try:
+            request.infer({INPUT: batch})
+            covid, cough = (np.array(request.get_tensor(name).data, dtype=np.float32).reshape(-1) for name in OUTPUTS)
+        finally:
+            self._requests.put(request)
+        return covid, cough
+
+
+def _compile(xml: Path, config: dict[str, str], device: str) -> Any:
+    import openvino as ov
+
+    core = ov.Core()
+    try:
+        model = core.read_model(xml)
+    except RuntimeError as error:
+        raise ModelError(f"{xml.name} is not a readable OpenVINO model: {error}") from error
+    inputs = {name for port in model.inputs for name in port.get_names()}
+    outputs = {name for port in model.outputs for name in port.get_names()}
+    if INPUT not in inputs or not set(OUTPUTS) <= outputs:
+        raise ModelError(f"{xml.name} must take '{INPUT}' and give {', '.join(OUTPUTS)}; "
+                         f"it takes {sorted(inputs)} and gives {sorted(outputs)}")
+    return core.compile_model(model, device, config)

@@ -1,0 +1,95 @@
+"""A small, valid model folder built without torch, so the runtime, app and CLI can be tested before training.
+
+The network is a random linear read-out of the time-averaged log-mel; it has the shipped model's interface exactly
+(input `log_mel` (-1, 64, -1), outputs `covid_logit` and `cough_logit` (-1,)) and a manifest per the contract.
+Run `python tests/model_fixture.py DIR` to write one for the app (`python app.py --model DIR`).
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from coughkd.features import N_MELS, front_end_spec  # noqa: E402
+
+VARIANTS = {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
+
+
+OFFSET = 4.0
+
+
+def fixture_weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N_MELS, 2) weights and (2,) bias; column 0 is the covid head, column 1 the cough head."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((N_MELS, 2)) * 0.1).astype(np.float32), (rng.standard_normal(2) * 0.5).astype(np.float32)
+
+
+def reference_logits(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """What the fixture network computes, in numpy, so tests can check the runtime's plumbing."""
+    weights, bias = fixture_weights(seed)
+    logits = (features.mean(axis=2) + OFFSET) @ weights + bias
+    return logits[:, 0], logits[:, 1]
+
+
+def build_network(seed: int = 0):
+    """log_mel (-1, N_MELS, -1) -> mean over time -> (N_MELS, 2) affine -> covid_logit, cough_logit."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    weights, bias = fixture_weights(seed)
+    log_mel = ops.parameter(ov.PartialShape([-1, N_MELS, -1]), ov.Type.f32, name="log_mel")
+    log_mel.output(0).get_tensor().set_names({"log_mel"})
+    pooled = ops.reduce_mean(log_mel, ops.constant(np.array([2], dtype=np.int64)), keep_dims=False)
+    centred = ops.add(pooled, ops.constant(np.full(N_MELS, OFFSET, dtype=np.float32)))
+    logits = ops.add(ops.matmul(centred, ops.constant(weights), False, False), ops.constant(bias))
+    axis = ops.constant(np.array(1, dtype=np.int64))
+    outputs = []
+    for index, name in enumerate(("covid_logit", "cough_logit")):
+        head = ops.gather(logits, ops.constant(np.array(index, dtype=np.int64)), axis)
+        head.output(0).get_tensor().set_names({name})
+        outputs.append(head.output(0))
+    return ov.Model(outputs, [log_mel], f"fixture-seed{seed}")
+
+
+def make_model_dir(path: Path, seed: int = 0) -> Path:
+    """Write student_fp32/int8 IR (the same graph) and manifest.json into `path`; returns `path`."""
+    import openvino as ov
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    network = build_network(seed)
+    for xml in VARIANTS.values():
+        ov.save_model(network, path / xml, compress_to_fp16=False)
+    files = {}
+    for xml in VARIANTS.values():
+        for name in (xml, xml.replace(".xml", ".bin")):
+            files[name] = hashlib.sha256((path / name).read_bytes()).hexdigest()
+    manifest = {
+        "model_id": f"fixture-seed{seed}",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "tests/model_fixture.py make_model_dir",
+        "files": files,
+        "variants": VARIANTS,
+        "input": {"sample_rate": 16000, "window_seconds": 1.0, "front_end": front_end_spec()},
+        "outputs": ["covid_logit", "cough_logit"],
+        "threshold": {"covid": 0.5, "cough": 0.5},
+        "operating_point": {"sensitivity": 0.0, "specificity": 0.0, "source": "validation"},
+        "metrics": {},
+        "teacher": {},
+        "data": {},
+        "student": {"family": "fixture-linear", "parameters": N_MELS * 2 + 2},
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tests/model_fixture.py OUT_DIR")
+    print(make_model_dir(Path(sys.argv[1])))

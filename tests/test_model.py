@@ -1,0 +1,177 @@
+"""StudentRuntime: verification of the model folder, correct outputs, and sharing across threads."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from model_fixture import make_model_dir, reference_logits
+
+from coughkd.audio import load_audio
+from coughkd.events import detect_events, event_windows
+from coughkd.features import log_mel
+from coughkd.model import MODEL_DIR, ModelError, StudentRuntime, read_manifest
+from coughkd.predict import sigmoid
+
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+SHIPPED = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no trained model in assets/model")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def copy_dir(model_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(model_dir, tmp_path / "model"))
+
+
+@pytest.fixture(scope="module")
+def runtime(model_dir: Path) -> StudentRuntime:
+    return StudentRuntime(model_dir, config=F32)
+
+
+def features(n: int = 6, seed: int = 0, frames: int = 101) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    scale = np.geomspace(0.01, 1.0, n, dtype=np.float32)[:, None]
+    return log_mel(rng.standard_normal((n, (frames - 1) * 160)).astype(np.float32) * scale)
+
+
+def edit_manifest(model_dir: Path, edit: Callable[[dict], None]) -> None:
+    path = model_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def rehash(model_dir: Path) -> None:
+    def update(manifest: dict) -> None:
+        for name in manifest["files"]:
+            manifest["files"][name] = hashlib.sha256((model_dir / name).read_bytes()).hexdigest()
+    edit_manifest(model_dir, update)
+
+
+@pytest.mark.parametrize("variant", ["int8", "fp32"])
+def test_outputs_match_the_network(model_dir: Path, variant: str) -> None:
+    runtime = StudentRuntime(model_dir, variant=variant, config=F32)
+    batch = features()
+    covid, cough = runtime.run(batch)
+    expected_covid, expected_cough = reference_logits(batch)
+    assert covid.shape == cough.shape == (6,) and covid.dtype == cough.dtype == np.float32
+    np.testing.assert_allclose(covid, expected_covid, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cough, expected_cough, rtol=1e-4, atol=1e-4)
+    assert runtime.variant == variant and runtime.model_id == "fixture-seed0"
+    assert runtime.thresholds == {"covid": 0.5, "cough": 0.5}
+
+
+def test_dynamic_frames_and_empty_batch(runtime: StudentRuntime) -> None:
+    for frames in (31, 101, 301):
+        covid, _ = runtime.run(features(2, frames=frames))
+        np.testing.assert_allclose(covid, reference_logits(features(2, frames=frames))[0], rtol=1e-4, atol=1e-4)
+    covid, cough = runtime.run(np.zeros((0, 64, 101), np.float32))
+    assert covid.shape == cough.shape == (0,)
+
+
+def test_wrong_feature_shape(runtime: StudentRuntime) -> None:
+    with pytest.raises(ValueError, match=r"\(n, 64, frames\)"):
+        runtime.run(np.zeros((2, 40, 101), np.float32))
+
+
+def test_concurrent_calls_match_sequential(runtime: StudentRuntime) -> None:
+    batches = [features(1 + i % 4, seed=i) for i in range(32)]
+    sequential = [runtime.run(b) for b in batches]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(runtime.run, batches))
+    for (a_covid, a_cough), (b_covid, b_cough) in zip(sequential, concurrent):
+        np.testing.assert_array_equal(a_covid, b_covid)
+        np.testing.assert_array_equal(a_cough, b_cough)
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="manifest.json is missing"):
+        StudentRuntime(tmp_path)
+
+
+def test_invalid_manifest(copy_dir: Path) -> None:
+    (copy_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        read_manifest(copy_dir)
+    (copy_dir / "manifest.json").write_text("{}")
+    with pytest.raises(ModelError, match="no 'model_id' entry"):
+        read_manifest(copy_dir)
+
+
+def test_missing_file(copy_dir: Path) -> None:
+    (copy_dir / "student_int8.bin").unlink()
+    with pytest.raises(ModelError, match="student_int8.bin is missing"):
+        StudentRuntime(copy_dir)
+
+
+def test_damaged_file(copy_dir: Path) -> None:
+    data = bytearray((copy_dir / "student_fp32.bin").read_bytes())
+    data[10] ^= 0xFF
+    (copy_dir / "student_fp32.bin").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="student_fp32.bin is damaged"):
+        StudentRuntime(copy_dir, variant="int8")
+
+
+def test_front_end_mismatch(copy_dir: Path) -> None:
+    edit_manifest(copy_dir, lambda m: m["input"]["front_end"].update(n_mels=128, fmax=8000.0))
+    with pytest.raises(ModelError, match=r"different front end \(fmax: model 8000.0 vs runtime 4000.0, n_mels: model 128"):
+        StudentRuntime(copy_dir)
+
+
+def test_window_mismatch(copy_dir: Path) -> None:
+    edit_manifest(copy_dir, lambda m: m["input"].update(window_seconds=2.0))
+    with pytest.raises(ModelError, match="2.0 s"):
+        StudentRuntime(copy_dir)
+
+
+def test_unknown_variant(model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="variant 'fp16' is not in this model; it has fp32, int8"):
+        StudentRuntime(model_dir, variant="fp16")
+
+
+def test_unlisted_file_is_refused(copy_dir: Path) -> None:
+    edit_manifest(copy_dir, lambda m: m["files"].pop("student_int8.bin"))
+    with pytest.raises(ModelError, match="student_int8.bin is not listed"):
+        StudentRuntime(copy_dir)
+
+
+def test_wrong_output_names(copy_dir: Path) -> None:
+    xml = copy_dir / "student_int8.xml"
+    xml.write_text(xml.read_text().replace("cough_logit", "other_logit"))
+    rehash(copy_dir)
+    with pytest.raises(ModelError, match="must take 'log_mel' and give covid_logit, cough_logit"):
+        StudentRuntime(copy_dir)
+
+
+def test_unreadable_ir(copy_dir: Path) -> None:
+    (copy_dir / "student_int8.xml").write_text("<net>")
+    rehash(copy_dir)
+    with pytest.raises(ModelError, match="not a readable OpenVINO model"):
+        StudentRuntime(copy_dir)
+
+
+@SHIPPED
+def test_shipped_model_verifies_and_variants_agree(cough_data: Path) -> None:
+    fp32 = StudentRuntime(variant="fp32", config=F32)
+    int8 = StudentRuntime(variant="int8", config=F32)
+    assert set(fp32.manifest["outputs"]) == {"covid_logit", "cough_logit"}
+    assert 0.0 < fp32.thresholds["covid"] < 1.0
+    names = sorted(p.name for p in (cough_data / "raw").glob("*.mp3") if p.stat().st_size > 1000)[:8]
+    batch = []
+    for name in names:
+        audio = load_audio(cough_data / "raw" / name)
+        batch.append(event_windows(audio.waveform, detect_events(audio.waveform)))
+    feats = log_mel(np.concatenate(batch))
+    (covid32, cough32), (covid8, cough8) = fp32.run(feats), int8.run(feats)
+    assert np.isfinite(covid32).all() and np.isfinite(cough32).all()
+    assert np.abs(sigmoid(covid32) - sigmoid(covid8)).max() < 0.15
+    assert np.abs(sigmoid(cough32) - sigmoid(cough8)).max() < 0.15
