@@ -1,0 +1,119 @@
+"""The whole pipeline, recording in, decision out: load_audio -> detect_events -> event_windows -> log_mel -> model."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import Audio, load_audio
+from .events import detect_events, event_windows
+from .features import log_mel
+from .model import StudentRuntime
+
+AudioSource = str | Path | np.ndarray | tuple[int, np.ndarray] | Audio
+
+
+@dataclass(frozen=True)
+class EventScore:
+    """One detected event and the student's scores for the window around it."""
+
+    start_s: float
+    end_s: float
+    covid_probability: float
+    cough_probability: float
+
+
+@dataclass
+class Prediction:
+    """A clip-level decision with the per-event evidence behind it."""
+
+    covid_probability: float
+    cough_probability: float
+    is_cough: bool
+    covid_positive: bool
+    threshold: float
+    events: list[EventScore]
+    latency_ms: float
+    model: str
+    duration_s: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types; events as [start_s, end_s, covid_probability] as the CLI contract says."""
+        return {
+            "covid_probability": self.covid_probability,
+            "cough_probability": self.cough_probability,
+            "is_cough": self.is_cough,
+            "covid_positive": self.covid_positive,
+            "threshold": self.threshold,
+            "events": [[e.start_s, e.end_s, e.covid_probability] for e in self.events],
+            "latency_ms": self.latency_ms,
+            "model": self.model,
+            "duration_s": self.duration_s,
+            "warnings": list(self.warnings),
+        }
+
+
+def aggregate(event_logits: np.ndarray) -> float:
+    """A clip's logit from its events' logits: the mean. Training's evaluation uses this same function."""
+    logits = np.asarray(event_logits, dtype=np.float64)
+    if logits.size == 0:
+        raise ValueError("cannot aggregate zero events")
+    return float(logits.mean())
+
+
+def sigmoid(logits: np.ndarray | float) -> np.ndarray | float:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | None = None) -> Prediction:
+    """Score a recording; raises AudioError for unusable input.
+
+    A clip is a cough if its most cough-like event is. The COVID-19 score aggregates the events the student calls
+    coughs (all events when it calls none), so speech or noise around the coughs does not dilute it.
+    """
+    started = time.perf_counter()
+    audio = source if isinstance(source, Audio) else load_audio(source, sample_rate)
+    events = detect_events(audio.waveform, audio.sample_rate)
+    features = log_mel(event_windows(audio.waveform, events, audio.sample_rate))
+    covid_logits, cough_logits = runtime.run(features)
+    covid_p, cough_p = sigmoid(covid_logits), sigmoid(cough_logits)
+    cough_threshold = runtime.thresholds["cough"]
+    coughs = cough_p >= cough_threshold
+    covid_probability = float(sigmoid(aggregate(covid_logits[coughs] if coughs.any() else covid_logits)))
+    cough_probability = float(cough_p.max())
+    threshold = runtime.thresholds["covid"]
+    scores = [EventScore(e.start_s, e.end_s, float(c), float(k)) for e, c, k in zip(events, covid_p, cough_p)]
+    return Prediction(
+        covid_probability=covid_probability,
+        cough_probability=cough_probability,
+        is_cough=cough_probability >= cough_threshold,
+        covid_positive=covid_probability >= threshold,
+        threshold=threshold,
+        events=scores,
+        latency_ms=round((time.perf_counter() - started) * 1000.0, 2),
+        model=runtime.model_id,
+        duration_s=audio.duration_s,
+        warnings=list(audio.warnings),
+    )
+
+
+class CoughModel:
+    """A loaded model with a `predict` method; build it with `coughkd.load`."""
+
+    def __init__(self, runtime: StudentRuntime) -> None:
+        self.runtime = runtime
+
+    @property
+    def model_id(self) -> str:
+        return self.runtime.model_id
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.runtime.manifest
+
+    def predict(self, audio: AudioSource, sample_rate: int | None = None) -> Prediction:
+        return predict(self.runtime, audio, sample_rate)

@@ -1,0 +1,142 @@
+"""The full pipeline on the fixture model (and on the shipped model when it exists)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from model_fixture import make_model_dir
+
+import coughkd
+from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
+from coughkd.audio import load_audio
+from coughkd.events import detect_events
+from coughkd.model import MODEL_DIR
+from coughkd.predict import aggregate, sigmoid
+
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> CoughModel:
+    return coughkd.load(model_dir, config=F32)
+
+
+def coughs(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """Noise bursts every 1.5 s over a quiet floor: cough-like enough for the energy detector."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(int(seconds * rate)) * 1e-3
+    for start in np.arange(0.2, seconds - 0.3, 1.5):
+        a, b = int(start * rate), int((start + 0.25) * rate)
+        x[a:b] += rng.standard_normal(b - a) * 0.3 * np.hanning(b - a)
+    return x.astype(np.float32)
+
+
+def without_latency(p: Prediction) -> dict:
+    return {k: v for k, v in p.to_json().items() if k != "latency_ms"}
+
+
+@pytest.mark.parametrize("seconds", [0.5, 30.0])
+def test_short_and_long_inputs(model: CoughModel, seconds: float) -> None:
+    p = model.predict(coughs(seconds))
+    assert p.duration_s == pytest.approx(seconds)
+    bursts = len(np.arange(0.2, seconds - 0.3, 1.5))
+    assert len(p.events) == max(bursts, 1)
+    assert 0.0 < p.covid_probability < 1.0 and 0.0 < p.cough_probability < 1.0
+    assert p.latency_ms > 0 and p.model == "fixture-seed0"
+
+
+def test_prediction_is_consistent(model: CoughModel) -> None:
+    p = model.predict(coughs(6.0))
+    assert all(isinstance(e, EventScore) for e in p.events)
+    assert p.covid_positive == (p.covid_probability >= p.threshold) and p.threshold == 0.5
+    assert p.is_cough == (p.cough_probability >= 0.5)
+    assert p.cough_probability == pytest.approx(max(e.cough_probability for e in p.events))
+    chosen = [e for e in p.events if e.cough_probability >= 0.5] or p.events
+    logits = [np.log(e.covid_probability / (1 - e.covid_probability)) for e in chosen]
+    assert p.covid_probability == pytest.approx(float(sigmoid(np.mean(logits))), abs=1e-6)
+    detected = detect_events(load_audio(coughs(6.0)).waveform)
+    assert [(e.start_s, e.end_s) for e in p.events] == [(e.start_s, e.end_s) for e in detected]
+
+
+def test_to_json(model: CoughModel) -> None:
+    p = model.predict(coughs(4.0))
+    data = json.loads(json.dumps(p.to_json()))
+    assert {"covid_probability", "cough_probability", "is_cough", "events", "latency_ms", "model"} <= data.keys()
+    assert data["events"] == [[e.start_s, e.end_s, e.covid_probability] for e in p.events]
+    assert data["warnings"] == [] and data["duration_s"] == pytest.approx(4.0)
+
+
+def test_deterministic(model: CoughModel) -> None:
+    x = coughs(5.0, seed=3)
+    first, second = model.predict(x), model.predict(x.copy())
+    assert without_latency(first) == without_latency(second)
+
+
+def test_sample_rate_for_raw_arrays(model: CoughModel) -> None:
+    at_48k = model.predict(coughs(3.0, rate=48000), sample_rate=48000)
+    assert at_48k.duration_s == pytest.approx(3.0)
+    assert [round(e.start_s, 1) for e in at_48k.events] == [0.2, 1.7]
+    at_16k = model.predict(coughs(3.0, rate=16000))
+    assert at_48k.covid_probability == pytest.approx(at_16k.covid_probability, abs=0.05)
+
+
+def test_microphone_tuple_and_audio_object(model: CoughModel) -> None:
+    x = coughs(3.0, rate=48000)
+    stereo = (np.stack([x, x], axis=1) * 32767).astype(np.int16)
+    from_tuple = model.predict((48000, stereo))
+    assert from_tuple.duration_s == pytest.approx(3.0)
+    audio = load_audio((48000, stereo))
+    assert without_latency(model.predict(audio)) == without_latency(from_tuple)
+
+
+def test_warnings_are_passed_on(model: CoughModel) -> None:
+    p = model.predict(coughs(3.0, rate=8000), sample_rate=8000)
+    assert any("narrow-band" in w for w in p.warnings)
+
+
+def test_bad_audio_raises(model: CoughModel) -> None:
+    with pytest.raises(AudioError, match="silent"):
+        model.predict(np.zeros(16000, np.float32))
+
+
+def test_dataset_recording(model: CoughModel, cough_data: Path) -> None:
+    p = model.predict(cough_data / "raw" / "002f642a-8406-49c0-bf19-310ad1c342de.mp3")
+    assert len(p.events) >= 1 and p.duration_s == pytest.approx(4.3, abs=0.05)
+
+
+def test_aggregate() -> None:
+    assert aggregate(np.array([1.0, -3.0, 5.0])) == pytest.approx(1.0)
+    assert isinstance(aggregate([0.5]), float)
+    with pytest.raises(ValueError, match="zero events"):
+        aggregate(np.array([]))
+
+
+def test_default_model() -> None:
+    if (MODEL_DIR / "manifest.json").exists():
+        assert 0.0 <= coughkd.predict(coughs(3.0)).covid_probability <= 1.0
+    else:
+        with pytest.raises(ModelError, match="manifest.json is missing"):
+            coughkd.predict(coughs(3.0))
+
+
+def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
+    code = (
+        "import sys, numpy as np, coughkd\n"
+        f"m = coughkd.load({str(model_dir)!r})\n"
+        "x = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1\n"
+        "m.predict(x)\n"
+        "heavy = sorted({n.split('.')[0] for n in sys.modules} & {'torch', 'transformers', 'accelerate', 'nncf'})\n"
+        "print(','.join(heavy) or 'clean')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "clean"
