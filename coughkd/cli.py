@@ -1,0 +1,56 @@
+"""`python -m coughkd predict FILE... [--json]`: score recordings from the shell, one result per input."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import load
+from .audio import AudioError
+from .model import ModelError
+from .predict import CoughModel, Prediction
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status 0 when every input was scored, 1 when any input (or the model) failed."""
+    parser = argparse.ArgumentParser(prog="python -m coughkd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("predict", help="screen cough recordings for COVID-19")
+    run.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, mp3, ogg, webm, flac, m4a, ...)")
+    run.add_argument("--json", action="store_true", help="one JSON object per input per line")
+    run.add_argument("--model", metavar="DIR", help="model folder (default: the shipped assets/model)")
+    run.add_argument("--variant", choices=("int8", "fp32"), default="int8", help="model variant (default: int8)")
+    args = parser.parse_args(argv)
+    try:
+        model = load(args.model, args.variant)
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return _predict_all(model, args.files, args.json)
+
+
+def _predict_all(model: CoughModel, files: list[str], as_json: bool) -> int:
+    failed = False
+    for path in files:
+        try:
+            prediction = model.predict(path)
+        except AudioError as error:
+            failed = True
+            print(json.dumps({"path": path, "error": str(error)}) if as_json else f"{path}: error: {error}",
+                  flush=True)
+            continue
+        print(json.dumps({"path": path, **prediction.to_json()}) if as_json else _describe(path, prediction),
+              flush=True)
+    return 1 if failed else 0
+
+
+def _describe(path: str, p: Prediction) -> str:
+    verdict = "POSITIVE" if p.covid_positive else "negative"
+    lines = [f"{path}: COVID-19 {verdict} (probability {p.covid_probability:.2f}, threshold {p.threshold:.2f}); "
+             f"{'cough' if p.is_cough else 'no clear cough'} (probability {p.cough_probability:.2f}); "
+             f"{len(p.events)} event{'s' if len(p.events) != 1 else ''} in {p.duration_s:.1f} s; "
+             f"{p.latency_ms:.0f} ms, model {p.model}"]
+    lines += [f"  {e.start_s:6.2f}-{e.end_s:6.2f} s  covid {e.covid_probability:.2f}  cough {e.cough_probability:.2f}"
+              for e in p.events]
+    lines += [f"  warning: {w}" for w in p.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""`python -m coughkd predict`, run as a user would, in a subprocess."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from model_fixture import make_model_dir
+
+from coughkd.model import MODEL_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = {"path", "covid_probability", "cough_probability", "is_cough", "events", "latency_ms", "model"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coughkd", "predict", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(48000) * 1e-3
+    x[8000:12000] += rng.standard_normal(4000) * 0.3
+    x[30000:34000] += rng.standard_normal(4000) * 0.3
+    sf.write(folder / "cough.wav", x, 16000)
+    sf.write(folder / "cough.flac", x[:32000], 16000)
+    (folder / "notes.wav").write_text("not audio")
+    return {"good": folder / "cough.wav", "flac": folder / "cough.flac", "bad": folder / "notes.wav",
+            "missing": folder / "missing.mp3"}
+
+
+def test_json_lines_with_failures(model_dir: Path, recordings: dict[str, Path]) -> None:
+    order = ["good", "bad", "flac", "missing"]
+    result = cli("--json", "--model", str(model_dir), *(str(recordings[k]) for k in order))
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(recordings[k]) for k in order]
+    good, bad, flac, missing = lines
+    assert KEYS <= good.keys() and KEYS <= flac.keys()
+    assert set(bad) == set(missing) == {"path", "error"}
+    assert "not a readable audio file" in bad["error"] and "file not found" in missing["error"]
+    assert len(good["events"]) == 2 and all(len(e) == 3 for e in good["events"])
+    assert good["model"] == "fixture-seed0" and 0.0 <= good["covid_probability"] <= 1.0
+
+
+def test_all_good_exits_zero(model_dir: Path, recordings: dict[str, Path]) -> None:
+    result = cli("--json", "--model", str(model_dir), "--variant", "fp32", str(recordings["good"]))
+    assert result.returncode == 0
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["path"] == str(recordings["good"])
+
+
+def test_human_readable(model_dir: Path, recordings: dict[str, Path]) -> None:
+    result = cli("--model", str(model_dir), str(recordings["good"]), str(recordings["bad"]))
+    assert result.returncode == 1
+    assert f"{recordings['good']}: COVID-19 " in result.stdout and "2 events in 3.0 s" in result.stdout
+    assert f"{recordings['bad']}: error: notes.wav: not a readable audio file" in result.stdout
+
+
+def test_unusable_model(tmp_path: Path, recordings: dict[str, Path]) -> None:
+    result = cli("--model", str(tmp_path), str(recordings["good"]))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "manifest.json is missing" in result.stderr
+
+
+def test_usage_errors() -> None:
+    assert cli().returncode == 2
+    assert cli("--variant", "fp16", "x.wav").returncode == 2
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no trained model in assets/model")
+def test_shipped_model(cough_data: Path) -> None:
+    files = [str(cough_data / "raw" / "002f642a-8406-49c0-bf19-310ad1c342de.mp3"),
+             str(cough_data / "raw" / "098d66e5-bda6-4e99-b787-ab890046c44b.mp3")]
+    result = cli("--json", *files)
+    assert result.returncode == 1
+    scored, failed = (json.loads(line) for line in result.stdout.splitlines())
+    assert KEYS <= scored.keys() and scored["events"] and set(failed) == {"path", "error"}
