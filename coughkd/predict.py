@@ -72,8 +72,8 @@ def sigmoid(logits: np.ndarray | float) -> np.ndarray | float:
 def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | None = None) -> Prediction:
     """Score a recording; raises AudioError for unusable input.
 
-    A clip is a cough if its most cough-like event is. The COVID-19 score aggregates the events the student calls
-    coughs (all events when it calls none), so speech or noise around the coughs does not dilute it.
+    The COVID-19 score aggregates every event's logit, exactly as training chose the threshold; a clip is a cough
+    if its most cough-like event is, so speech around a cough does not hide it.
     """
     started = time.perf_counter()
     audio = source if isinstance(source, Audio) else load_audio(source, sample_rate)
@@ -81,11 +81,9 @@ def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | Non
     features = log_mel(event_windows(audio.waveform, events, audio.sample_rate))
     covid_logits, cough_logits = runtime.run(features)
     covid_p, cough_p = sigmoid(covid_logits), sigmoid(cough_logits)
-    cough_threshold = runtime.thresholds["cough"]
-    coughs = cough_p >= cough_threshold
-    covid_probability = float(sigmoid(aggregate(covid_logits[coughs] if coughs.any() else covid_logits)))
+    covid_probability = float(sigmoid(aggregate(covid_logits)))
     cough_probability = float(cough_p.max())
-    threshold = runtime.thresholds["covid"]
+    threshold, cough_threshold = runtime.thresholds["covid"], runtime.thresholds["cough"]
     scores = [EventScore(e.start_s, e.end_s, float(c), float(k)) for e, c, k in zip(events, covid_p, cough_p)]
     return Prediction(
         covid_probability=covid_probability,
