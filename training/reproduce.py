@@ -1,0 +1,250 @@
+"""Rebuild the shipped model from data, end to end, and rewrite assets/model/ and assets/MODEL_CARD.md.
+
+    python -m training.reproduce                      # the shipped model (~30-45 min on a 2-core laptop CPU)
+    python -m training.reproduce --limit=60 --teacher_epochs=1 --student_epochs=2 --out_dir=/tmp/m   # smoke run
+
+Steps: prepare (data, traps, splits, windows) -> finetune_teacher (EfficientAT mn04, cached outputs) -> distill
+(each student family) -> export (OpenVINO FP32 + NNCF INT8, parity) -> evaluate (held-out test split, through
+the coughkd runtime) -> model card. Every number in the card comes from this run.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from coughkd.features import N_MELS, front_end_spec, log_mel
+from training import distill, finetune_teacher, prepare
+from training.configurator import parse_overrides
+from training.evaluate import choose_threshold, evaluate_run, evaluate_scores, markdown_table, operating_point, \
+    within_source_auc, write_report
+from training.export import PARITY_TOLERANCE, export_fp32, long_inputs, parity, quantize_int8, \
+    write_manifest
+from training.models.students import build_student
+from training.windows import WindowSet, clip_scores, load_run
+
+# ---- config: plain values, override with --name=value -------------------------------------------------------------
+run_dir = "runs/reproduce"
+out_dir = "assets/model"
+card = "assets/MODEL_CARD.md"
+report_dir = "reports/eval"
+families = "cnn,wav2vec"  # every family is trained and compared; the first one is exported and shipped
+teacher_epochs = 6
+student_epochs = 40
+non_cough_clips = 600
+limit = 0  # > 0: a stratified subset of this many recordings (smoke runs)
+calibration_windows = 300
+n_boot = 2000
+seed = 0
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def student_clip_scores(windows: WindowSet, checkpoint: dict, split: str) -> tuple[object, np.ndarray]:
+    """Clip-level scores of a torch student on one split, and its per-window cough probabilities there."""
+    model = build_student(checkpoint["family"], **checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    part = windows.subset(windows.split == split)
+    covid, cough = distill.window_logits(model, distill.student_inputs(part, checkpoint["family"]))
+    return clip_scores(part, covid), 1 / (1 + np.exp(-cough))
+
+
+def cough_operating_point(windows: WindowSet, cough_probability: np.ndarray, split: str) -> dict:
+    """How well the cough head separates dataset coughs from generated non-cough audio on one split."""
+    part = windows.split == split
+    is_cough = windows.is_cough[part] == 1
+    threshold = 0.5
+    return {"threshold": threshold,
+            "coughs_accepted": float((cough_probability[is_cough] >= threshold).mean()),
+            "non_cough_rejected": float((cough_probability[~is_cough] < threshold).mean()),
+            "n_coughs": int(is_cough.sum()), "n_non_cough": int((~is_cough).sum())}
+
+
+def export_student(checkpoint: dict, windows: WindowSet, out: Path, config: dict) -> tuple[dict, dict]:
+    """FP32 IR + parity + INT8 IR (accuracy-controlled against validation AUC). Returns (export info, model)."""
+    model = build_student(checkpoint["family"], **checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    train_coughs = np.flatnonzero((windows.split == "train") & (windows.is_cough == 1))
+    rng = np.random.default_rng(config["seed"])
+    picked = rng.choice(train_coughs, min(config["calibration_windows"], len(train_coughs)), replace=False)
+    calibration = log_mel(windows.waveforms[np.sort(picked)])
+    fp32_xml = export_fp32(model, out, N_MELS)
+    diff = parity(model, fp32_xml, long_inputs(calibration))
+    print(f"FP32 IR vs torch: max abs diff {diff:.2e} (tolerance {PARITY_TOLERANCE:.0e})")
+    if diff > PARITY_TOLERANCE:
+        raise SystemExit(f"FP32 IR parity failed: max abs diff {diff:.2e}")
+
+    val = windows.subset(windows.split == "val")
+    val_inputs = log_mel(val.waveforms)
+
+    def val_auc(compiled) -> float:
+        """NNCF hands over the candidate model compiled at f32; validation clips are scored as in evaluation."""
+        covid = compiled(val_inputs)["covid_logit"]
+        clips = clip_scores(val, np.asarray(covid))
+        return within_source_auc(clips.label, clips.probability, clips.source)
+
+    _, int8_info = quantize_int8(fp32_xml, calibration, out, validate=val_auc)
+    return {"fp32_parity_max_abs_diff": diff, "int8": int8_info}, model
+
+
+def positive_share(counts: dict[str, int]) -> str:
+    """"call-center 71%, telegram 18%" from the loader's "source/label" counts."""
+    sources = sorted({key.rsplit("/", 1)[0] for key in counts})
+    shares = []
+    for source in sources:
+        positives, total = counts.get(f"{source}/1", 0), counts.get(f"{source}/0", 0) + counts.get(f"{source}/1", 0)
+        shares.append(f"{source} {positives / max(total, 1):.0%}")
+    return ", ".join(shares)
+
+
+def model_card(config: dict, results: dict, summary: dict) -> str:
+    """The card: what the model is, how it was made, and the figures this run measured, nothing else."""
+    s = summary
+    families_table = "\n".join(
+        f"| {f} | {c['parameters']:,} | {c['val_auc']:.3f} | {s['family_test'][f]:.3f} |"
+        for f, c in s["checkpoints"].items())
+    per_source = results["student_int8"]["test_operating_point"]["per_source"]
+    op_rows = "\n".join(f"| {src} | {v['sensitivity']:.3f} | {v['specificity']:.3f} |" for src, v in per_source.items())
+    cough = s["cough_head"]
+    return f"""# Model card: coughkd student ({s['shipped']})
+
+**A research demo, not a medical device.** It was trained on {sum(s['splits'].values())} induced-cough recordings from
+one public data set, negatives carry no laboratory test, and it has not been validated clinically. Do not use it to decide anything about anyone's health.
+
+## What it is
+- A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter student ({s['shipped']} family) that takes 16 kHz audio,
+  finds cough events (`coughkd.events`), scores 1 s windows around them on the 64-band log-mel front end
+  (`coughkd.features`, 0-4 kHz), and averages the window logits. Two heads: COVID-19 probability and
+  cough/not-cough probability (the app refuses to give a COVID-19 score for audio that does not sound like a cough).
+- Shipped as OpenVINO IR, FP32 and INT8 (NNCF post-training quantisation: {s['export']['int8'].get('method', 'n/a')}).
+  FP32 IR vs PyTorch max abs difference: {s['export']['fp32_parity_max_abs_diff']:.1e}.
+- Teacher: EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023),
+  fine-tuned here on the training split ({config['teacher_epochs']} epochs, features.0-10 frozen), then distilled
+  (hard labels + tempered teacher targets; the cough head from the teacher's AudioSet Cough/Throat clearing/Sneeze
+  vs Speech/Music tags on the data set's coughs and on {config['non_cough_clips']} generated non-cough clips).
+
+## Data
+- `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio). Exact duplicates were merged and the {s['data']['conflicting_groups']} duplicate groups whose labels
+  disagree were dropped; {s['data']['undecodable']} unusable files were skipped. Kept: {s['data']['counts']}.
+- Split 70/15/15 grouped by content hash, stratified by source and label, seed {config['seed']}: train / val / test =
+  {s['splits']['train']} / {s['splits']['val']} / {s['splits']['test']} recordings.
+- Channel confound: positives are {s['positive_share']} of the kept recordings, so a pooled AUC rewards
+  recognising the channel. The front end stops at 4 kHz (the telephone band) and the teacher's training audio
+  is band-limited to it too. **The within-source AUCs are the headline figures.**
+
+## Results on the held-out test split (95% bootstrap CI)
+{markdown_table(results)}
+Student families compared (PyTorch, same windows, same teacher cache; within-source AUC = mean of the per-source AUCs):
+
+| family | parameters | val within-source AUC | test within-source AUC |
+|---|---|---|---|
+{families_table}
+
+Operating point of the shipped INT8 model on the test split, threshold {s['threshold']:.3f} chosen on validation
+data for 90% specificity:
+
+| source | sensitivity | specificity |
+|---|---|---|
+{op_rows}
+
+Cough head (test split, threshold 0.5): {cough['coughs_accepted']:.1%} of {cough['n_coughs']} cough windows accepted,
+{cough['non_cough_rejected']:.1%} of {cough['n_non_cough']} generated non-cough windows rejected.
+
+![ROC on the test split](../reports/eval/roc.png) (written by the run; not committed)
+
+## Limits of the evidence
+- The test split holds only {s['splits']['test']} recordings, few of them Telegram positives: the confidence intervals are wide.
+- No participant identifiers exist, so the same person may appear in train and test under different recordings.
+- Negatives carry no laboratory test; only some positives are PCR-verified.
+- An independent held-out set (218 recordings) is kept outside this repository for the project's own checks.
+
+## How it was made
+```
+{s['command']}
+```
+Run on {s['machine']}, {s['minutes']:.1f} minutes, torch {torch.__version__}.
+"""
+
+
+def main(argv: list[str]) -> dict:
+    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    start = time.time()
+    run, out = Path(config["run_dir"]), Path(config["out_dir"])
+    families_ = config["families"].split(",")
+    prepare.main([f"--run_dir={run}", f"--limit={config['limit']}", f"--non_cough_clips={config['non_cough_clips']}",
+                  f"--seed={config['seed']}"])
+    teacher_summary = finetune_teacher.main([f"--run_dir={run}", f"--epochs={config['teacher_epochs']}",
+                                             f"--seed={config['seed']}"])
+    checkpoints = {}
+    for family in families_:
+        checkpoints[family] = distill.main([f"--run_dir={run}", f"--family={family}",
+                                            f"--epochs={config['student_epochs']}", f"--seed={config['seed']}"])
+
+    windows, _ = load_run(run)
+    family_test = {}
+    for family, checkpoint in checkpoints.items():
+        clips, _ = student_clip_scores(windows, checkpoint, "test")
+        family_test[family] = within_source_auc(clips.label, clips.probability, clips.source)
+    shipped = families_[0]
+    val_clips, _ = student_clip_scores(windows, checkpoints[shipped], "val")
+    threshold = choose_threshold(val_clips.label, val_clips.probability, specificity=0.9)
+    _, test_cough = student_clip_scores(windows, checkpoints[shipped], "test")
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("student_*"):
+        stale.unlink()
+    export_info, _ = export_student(checkpoints[shipped], windows, out, config)
+    data_report = json.loads((run / "data_report.json").read_text())
+    splits = {k: len(v) for k, v in json.loads((run / "split.json").read_text()).items()}
+    command = shlex.join(["python", "-m", "training.reproduce", *argv])
+    manifest_fields = dict(
+        model_id=f"coughkd-{shipped}-{time.strftime('%Y%m%d')}-s{config['seed']}",
+        command=command,
+        threshold={"covid": threshold, "cough": 0.5},
+        operating_point={**operating_point(val_clips.label, val_clips.probability, threshold), "source": "validation"},
+        teacher={"name": "EfficientAT mn04 (AudioSet, mAP 0.432)", "fine_tuned_epochs": config["teacher_epochs"],
+                 "val_within_source_auc": teacher_summary["val_within_source_auc"]},
+        data={"dataset": "covid19-cough (CC0)", "splits": splits, "counts": data_report["counts"],
+              "conflicting_groups_dropped": len(data_report["conflicting_groups"]),
+              "undecodable": len(data_report["undecodable"])},
+        student={"family": shipped, "parameters": checkpoints[shipped]["parameters"]},
+        front_end=front_end_spec(),
+    )
+    write_manifest(out, metrics={"export": export_info}, **manifest_fields)
+
+    results = evaluate_run(out, run, Path(config["report_dir"]), n_boot=config["n_boot"], seed=config["seed"],
+                           cache_dir=Path(prepare.audio_cache))
+    for family, checkpoint in checkpoints.items():
+        clips, _ = student_clip_scores(windows, checkpoint, "test")
+        results[f"student_{family}_torch"] = evaluate_scores(clips.label, clips.probability, clips.source,
+                                                             config["n_boot"], config["seed"])
+    write_report(results, Path(config["report_dir"]))
+    test_metrics = {name: {"per_source_auc": {s: g["auc"] for s, g in r["per_source"].items()},
+                           "pooled_auc": r["pooled"]["auc"]} for name, r in results.items()}
+    write_manifest(out, metrics={"export": export_info, "test": test_metrics}, **manifest_fields)
+
+    summary = {
+        "shipped": shipped, "checkpoints": checkpoints, "family_test": family_test, "threshold": threshold,
+        "export": export_info, "cough_head": cough_operating_point(windows, test_cough, "test"),
+        "positive_share": positive_share(data_report["counts"]),
+        "data": {"found": data_report["found"], "conflicting_groups": len(data_report["conflicting_groups"]),
+                 "undecodable": len(data_report["undecodable"]), "counts": data_report["counts"]},
+        "splits": splits, "command": command, "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads", "minutes": (time.time() - start) / 60,
+    }
+    Path(config["card"]).write_text(model_card(config, results, summary))
+    print(f"done in {summary['minutes']:.1f} min: {out}, {config['card']}")
+    return results
+
+
+_CONFIG_KEYS = ("run_dir", "out_dir", "card", "report_dir", "families", "teacher_epochs", "student_epochs",
+                "non_cough_clips", "limit", "calibration_windows", "n_boot", "seed")
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
