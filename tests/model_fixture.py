@@ -27,7 +27,8 @@ OFFSET = 4.0
 def fixture_weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(N_MELS, 2) weights and (2,) bias; column 0 is the covid head, column 1 the cough head."""
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((N_MELS, 2)) * 0.1).astype(np.float32), (rng.standard_normal(2) * 0.5).astype(np.float32)
+    weights = (rng.standard_normal((N_MELS, 2)) * 0.1).astype(np.float32)
+    return weights, (rng.standard_normal(2) * 0.5).astype(np.float32)
 
 
 def reference_logits(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -123,7 +123,8 @@ def test_damaged_file(copy_dir: Path) -> None:
 
 def test_front_end_mismatch(copy_dir: Path) -> None:
     edit_manifest(copy_dir, lambda m: m["input"]["front_end"].update(n_mels=128, fmax=8000.0))
-    with pytest.raises(ModelError, match=r"different front end \(fmax: model 8000.0 vs runtime 4000.0, n_mels: model 128"):
+    expected = r"different front end \(fmax: model 8000.0 vs runtime 4000.0, n_mels: model 128 vs runtime 64\)"
+    with pytest.raises(ModelError, match=expected):
         StudentRuntime(copy_dir)
 
 
