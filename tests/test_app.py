@@ -1,0 +1,225 @@
+"""The Gradio app: every kind of bad input ends as a message, never a crash; the API returns the CLI's JSON."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import app
+import coughkd
+from coughkd import EventScore, Prediction
+from tests.model_fixture import make_model_dir
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "assets" / "examples"
+CALL_CENTRE = EXAMPLES / "cough_call_centre.mp3"
+TELEGRAM = EXAMPLES / "cough_telegram_1.mp3"
+API_KEYS = {"filename", "covid_probability", "cough_probability", "is_cough", "covid_positive", "threshold", "events",
+            "latency_ms", "model", "duration_s", "warnings"}
+OPERATING_POINT = {"sensitivity": 0.8, "specificity": 0.6, "source": "validation"}
+
+
+def shipped_or_fixture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained model when it has been exported, else the small fixture model (so the tests run before training)."""
+    shipped = REPO / "assets" / "model"
+    if (shipped / "manifest.json").exists():
+        return shipped
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> coughkd.CoughModel:
+    return coughkd.load(make_model_dir(tmp_path_factory.mktemp("fixture_model")))
+
+
+def handle(model: coughkd.CoughModel, path: str | Path | None) -> tuple[dict, str, object]:
+    """What one press of Analyse does: the API step, then the rendering step."""
+    result, prediction = app.analyse(model, None if path is None else str(path))
+    verdict, fig = app.render(None if path is None else str(path), result, prediction, OPERATING_POINT)
+    return result, verdict, fig
+
+
+def coughs(seconds: float = 2.0, rate: int = 16000, gain: float = 0.5, seed: int = 0) -> np.ndarray:
+    """Three decaying noise bursts over a quiet floor: loud, short events like coughs."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    x = 0.003 * rng.standard_normal(n)
+    for start in (0.2, 0.8, 1.4):
+        i, length = int(start * rate), int(0.25 * rate)
+        x[i:i + length] += gain * rng.standard_normal(length) * np.exp(-np.linspace(0, 6, length))
+    return x.astype(np.float32)
+
+
+def assert_consistent(result: dict, verdict: str, fig: object) -> None:
+    """A scored clip: CLI-shaped JSON, and a verdict that shows a COVID-19 score only for coughs."""
+    assert set(result) == API_KEYS
+    assert 0.0 <= result["covid_probability"] <= 1.0 and 0.0 <= result["cough_probability"] <= 1.0
+    assert result["events"] and all(len(e) == 3 and e[0] < e[1] for e in result["events"])
+    assert result["latency_ms"] > 0
+    assert f"model `{result['model']}`" in verdict and "inference" in verdict
+    if result["is_cough"]:
+        assert "COVID-19 probability" in verdict and "sensitivity 80%" in verdict
+    else:
+        assert "does not sound like a cough" in verdict and "COVID-19 probability" not in verdict
+    assert len(fig.axes) == 2
+
+
+def test_scores_an_example_clip(model: coughkd.CoughModel) -> None:
+    result, verdict, fig = handle(model, TELEGRAM)
+    assert_consistent(result, verdict, fig)
+    assert result["filename"] == TELEGRAM.name
+
+
+def test_telephone_audio_is_scored_with_a_warning(model: coughkd.CoughModel) -> None:
+    result, verdict, fig = handle(model, CALL_CENTRE)
+    assert_consistent(result, verdict, fig)
+    assert "narrow-band audio (8000 Hz" in verdict
+
+
+def test_clipped_audio_is_scored_with_a_warning(model: coughkd.CoughModel, tmp_path: Path) -> None:
+    path = tmp_path / "clipped.wav"
+    sf.write(path, np.clip(coughs(gain=20.0), -1.0, 1.0), 16000)
+    result, verdict, fig = handle(model, path)
+    assert_consistent(result, verdict, fig)
+    assert "clipped" in verdict
+
+
+def test_wav_named_txt_is_decoded_by_content(model: coughkd.CoughModel, tmp_path: Path) -> None:
+    path = tmp_path / "cough.txt"
+    sf.write(path, coughs(), 16000, format="WAV")
+    result, verdict, fig = handle(model, path)
+    assert_consistent(result, verdict, fig)
+
+
+def _write_case(case: str, tmp_path: Path) -> Path | None:
+    if case == "nothing":
+        return None
+    path = tmp_path / f"{case}.wav"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "silent":
+        sf.write(path, np.zeros(32000, np.float32), 16000)
+    elif case == "too_short":
+        sf.write(path, coughs()[:3200], 16000)
+    elif case == "too_long":
+        sf.write(path, np.full(int(10.5 * 60 * 8000), 1000, np.int16), 8000, subtype="PCM_16")
+    elif case in ("nan", "inf"):
+        x = coughs()
+        x[100] = np.nan if case == "nan" else np.inf
+        sf.write(path, x, 16000, subtype="FLOAT")
+    elif case == "truncated_wav":
+        sf.write(path, coughs(), 16000)
+        path.write_bytes(path.read_bytes()[:20000])
+    elif case == "truncated_mp3":
+        path = tmp_path / "truncated.mp3"
+        path.write_bytes(TELEGRAM.read_bytes()[:261])
+    elif case == "text_named_wav":
+        path.write_text("this is not audio\n" * 50)
+    return path
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("nothing", "No audio"),
+    ("empty", "empty"),
+    ("silent", "silent"),
+    ("too_short", "at least 0.3 s"),
+    ("too_long", "the limit is 10 minutes"),
+    ("nan", "NaN or infinity"),
+    ("inf", "NaN or infinity"),
+    ("truncated_wav", "truncated"),
+    ("truncated_mp3", "not a readable audio file"),
+    ("text_named_wav", "not a readable audio file"),
+])
+def test_bad_input_gives_a_clear_message(model: coughkd.CoughModel, tmp_path: Path, case: str, message: str) -> None:
+    result, verdict, fig = handle(model, _write_case(case, tmp_path))
+    assert set(result) == {"error"} and message in result["error"]
+    assert verdict.startswith("### Could not analyse this audio") and result["error"] in verdict
+    assert fig is None
+
+
+def test_unexpected_failure_becomes_a_message(tmp_path: Path) -> None:
+    class Broken:
+        def predict(self, path: str) -> Prediction:
+            raise RuntimeError("inference device lost")
+
+    result, prediction = app.analyse(Broken(), str(TELEGRAM))
+    assert prediction is None and "RuntimeError: inference device lost" in result["error"]
+
+
+def _prediction(is_cough: bool, covid: float = 0.7, threshold: float = 0.5,
+                warnings: tuple[str, ...] = ()) -> Prediction:
+    events = [EventScore(start_s=0.2, end_s=0.5, covid_probability=covid, cough_probability=0.9 if is_cough else 0.1)]
+    return Prediction(covid_probability=covid, cough_probability=0.9 if is_cough else 0.1, is_cough=is_cough,
+                      covid_positive=covid >= threshold, threshold=threshold, events=events, latency_ms=12.3,
+                      model="test-model", duration_s=2.0, warnings=list(warnings))
+
+
+def test_verdict_for_a_cough_shows_score_and_operating_point() -> None:
+    text = app.verdict_markdown(_prediction(True, covid=0.73, threshold=0.42), OPERATING_POINT)
+    assert "COVID-19 probability: 73% (above the threshold of 42%)" in text
+    assert "sensitivity 80% and specificity 60%" in text
+    assert "inference 12 ms" in text and "model `test-model`" in text
+    below = app.verdict_markdown(_prediction(True, covid=0.2, threshold=0.42), OPERATING_POINT)
+    assert "20% (below the threshold of 42%)" in below
+
+
+def test_verdict_for_a_non_cough_shows_no_covid_score() -> None:
+    text = app.verdict_markdown(_prediction(False, covid=0.9, warnings=("the recording is clipped",)), OPERATING_POINT)
+    assert "does not sound like a cough" in text
+    assert "COVID" not in text.replace("no COVID-19 score is shown", "")
+    assert "- ⚠️ the recording is clipped" in text
+
+
+def test_figure_labels_each_event(tmp_path: Path) -> None:
+    path = tmp_path / "c.wav"
+    sf.write(path, coughs(), 16000)
+    fig = app.figure(str(path), _prediction(True, covid=0.61))
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["61%"] and "COVID-19 score" in fig.axes[0].get_title()
+    fig = app.figure(str(path), _prediction(False))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["10%"] and "cough score" in fig.axes[0].get_title()
+
+
+def test_command_line_defaults_and_flags() -> None:
+    args = app.parse_args([])
+    assert (args.host, args.port, args.share, args.model, args.browser) == ("127.0.0.1", 7860, False, None, True)
+    args = app.parse_args(["--host", "0.0.0.0", "--port", "0", "--share", "--model", "m", "--no-browser"])
+    assert (args.host, args.port, args.share, args.model, args.browser) == ("0.0.0.0", 0, True, Path("m"), False)
+
+
+def test_main_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert app.main(["--model", str(tmp_path / "no_model"), "--no-browser"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_privacy_note_follows_share(model: coughkd.CoughModel) -> None:
+    def texts(demo: object) -> str:
+        return " ".join(str(b.value) for b in demo.blocks.values() if b.get_block_name() == "markdown")
+
+    assert app.PRIVACY[False] in texts(app.build_demo(model))
+    assert app.PRIVACY[True] in texts(app.build_demo(model, share=True))
+
+
+@pytest.mark.slow
+def test_api_endpoint_over_http(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    demo = app.build_demo(coughkd.load(shipped_or_fixture_model(tmp_path_factory)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                                max_file_size=app.MAX_FILE_SIZE)
+        client = Client(url, verbose=False)
+        result = client.predict(handle_file(str(TELEGRAM)), api_name="/predict")
+        assert set(result) == API_KEYS and result["filename"] == TELEGRAM.name
+        assert isinstance(result["events"], list) and 0.0 <= result["covid_probability"] <= 1.0
+        bad = tmp_path / "bad.wav"
+        bad.write_text("not audio")
+        assert "not a readable audio file" in client.predict(handle_file(str(bad)), api_name="/predict")["error"]
+    finally:
+        demo.close()
