@@ -201,6 +201,14 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, browser: bool = False,
+           block: bool = True) -> str:
+    """Serve with the upload limit; `block=False` returns at once (tests close the demo themselves). Returns the URL."""
+    _, url, _ = demo.launch(server_name=host, server_port=port or free_port(host), share=share, inbrowser=browser,
+                            max_file_size=MAX_FILE_SIZE, prevent_thread_lock=not block, quiet=not block)
+    return url
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; defaults serve on this computer only."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -223,10 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    port = args.port or free_port(args.host)
-    demo = build_demo(model, share=args.share)
-    demo.launch(server_name=args.host, server_port=port, share=args.share, inbrowser=args.browser,
-                max_file_size=MAX_FILE_SIZE)
+    launch(build_demo(model, share=args.share), args.host, args.port, args.share, args.browser)
     return 0
 
 

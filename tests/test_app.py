@@ -1,7 +1,6 @@
 """The Gradio app: every kind of bad input ends as a message, never a crash; the API returns the CLI's JSON."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -208,18 +207,20 @@ def test_api_endpoint_over_http(tmp_path_factory: pytest.TempPathFactory, tmp_pa
     from gradio_client import Client, handle_file
 
     demo = app.build_demo(coughkd.load(shipped_or_fixture_model(tmp_path_factory)))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     try:
-        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                                max_file_size=app.MAX_FILE_SIZE)
-        client = Client(url, verbose=False)
+        client = Client(app.launch(demo, port=0, block=False), verbose=False)
         result = client.predict(handle_file(str(TELEGRAM)), api_name="/predict")
         assert set(result) == API_KEYS and result["filename"] == TELEGRAM.name
         assert isinstance(result["events"], list) and 0.0 <= result["covid_probability"] <= 1.0
         bad = tmp_path / "bad.wav"
         bad.write_text("not audio")
         assert "not a readable audio file" in client.predict(handle_file(str(bad)), api_name="/predict")["error"]
+        jobs = [client.submit(handle_file(str(p)), api_name="/predict") for p in (TELEGRAM, CALL_CENTRE, bad)]
+        assert [sorted(job.result()) for job in jobs] == [sorted(API_KEYS), sorted(API_KEYS), ["error"]]
+        huge = tmp_path / "huge.wav"
+        with huge.open("wb") as f:
+            f.truncate(51 * 1024 * 1024)
+        with pytest.raises(ValueError, match="maximum file size"):
+            client.predict(handle_file(str(huge)), api_name="/predict")
     finally:
         demo.close()
