@@ -28,6 +28,7 @@ CONCURRENCY_LIMIT = 2  # one inference per CPU core; further requests wait in th
 QUEUE_SIZE = 32
 CACHE_LIFETIME_S = 3600  # uploads and recordings are deleted from Gradio's temp folder after an hour (checked hourly)
 PLOT_POINTS = 4000  # waveform drawn as a min/max envelope of this many columns, so 10-minute clips plot fast
+MAX_LABELLED_EVENTS = 30  # beyond this the labels overlap; the scores stay in the JSON result
 
 DISCLAIMER = (
     "**Research demo — not a medical device and not a diagnosis.** The score comes from a small model trained "
@@ -128,15 +129,21 @@ def figure(path: str, prediction: Prediction) -> Figure:
     spec_ax.set_ylabel("log-mel band\n(0–4 kHz)")
     spec_ax.set_xlabel("time (s)")
     spec_ax.set_xlim(0, audio.duration_s)
+    labelled = len(prediction.events) <= MAX_LABELLED_EVENTS
     for i, event in enumerate(prediction.events):
         wave_ax.axvspan(event.start_s, event.end_s, color="#f28e2b", alpha=0.25, linewidth=0, zorder=0)
+        if not labelled:
+            continue
         for edge in (event.start_s, event.end_s):
             spec_ax.axvline(edge, color="#7fdbff", linewidth=1.2, linestyle="--")
         score = event.covid_probability if prediction.is_cough else event.cough_probability
         wave_ax.text((event.start_s + event.end_s) / 2, 1.2 + 0.2 * (i % 3), f"{score:.0%}",
                      ha="center", va="center", fontsize=8)
-    wave_ax.set_title("Detected coughs (shaded) with each one's COVID-19 score" if prediction.is_cough
-                      else "Detected sound events (shaded) with each one's cough score", fontsize=10)
+    what = "coughs" if prediction.is_cough else "sound events"
+    scores = "COVID-19 score" if prediction.is_cough else "cough score"
+    wave_ax.set_title(f"Detected {what} (shaded) with each one's {scores}" if labelled else
+                      f"{len(prediction.events)} detected {what} (shaded); each one's score is in the API result",
+                      fontsize=10)
     return fig
 
 

@@ -182,6 +182,15 @@ def test_figure_labels_each_event(tmp_path: Path) -> None:
     assert [t.get_text() for t in fig.axes[0].texts] == ["10%"] and "cough score" in fig.axes[0].get_title()
 
 
+def test_figure_of_many_events_stays_unlabelled(tmp_path: Path) -> None:
+    path = tmp_path / "c.wav"
+    sf.write(path, coughs(), 16000)
+    prediction = _prediction(True)
+    prediction.events = [EventScore(0.01 * i, 0.01 * i + 0.005, 0.5, 0.9) for i in range(app.MAX_LABELLED_EVENTS + 1)]
+    fig = app.figure(str(path), prediction)
+    assert not fig.axes[0].texts and "in the API result" in fig.axes[0].get_title()
+
+
 def test_command_line_defaults_and_flags() -> None:
     args = app.parse_args([])
     assert (args.host, args.port, args.share, args.model, args.browser) == ("127.0.0.1", 7860, False, None, True)
