@@ -1,0 +1,1 @@
+"""Network architectures: the EfficientAT teacher backbone (efficientat) and the compact students (students)."""
