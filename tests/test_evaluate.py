@@ -187,6 +187,7 @@ def test_write_report_json_png_and_table(tmp_path) -> None:
     image = matplotlib.image.imread(png_path)
     assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
 
+    assert (tmp_path / "eval" / "table.md").read_text() == markdown_table(results)
     table = markdown_table(results).strip().splitlines()
     assert len(table) == 2 + len(results)
     assert "AUC call-center (n=120)" in table[0] and "AUC telegram (n=80)" in table[0]

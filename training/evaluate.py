@@ -264,11 +264,13 @@ def _fmt_auc(group: dict | None) -> str:
 
 
 def write_report(results: dict[str, dict], out_dir: Path) -> tuple[Path, Path]:
-    """Write report.json ({model: evaluate_scores output}) and roc.png (a panel per source, then pooled)."""
+    """Write report.json ({model: evaluate_scores output}) and roc.png (a panel per source, then pooled); also
+    table.md (markdown_table), so the three always describe the same models."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "report.json", out_dir / "roc.png"
     json_path.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    (out_dir / "table.md").write_text(markdown_table(results))
 
     panels = _panels(results)
     fig = Figure(figsize=(4.5 * len(panels), 4.6), layout="constrained")
@@ -392,9 +394,7 @@ def evaluate_run(
     results["mfcc_baseline"] = evaluate_scores(y, baseline.predict_proba(waveforms), sources, n_boot, seed)
 
     write_report(results, out_dir)
-    table = markdown_table(results)
-    (out_dir / "table.md").write_text(table)
-    print(table)
+    print(markdown_table(results))
     return results
 
 
