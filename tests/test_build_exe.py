@@ -1,0 +1,92 @@
+"""The desktop build: PyInstaller makes a lean one-folder app that starts headless, serves the UI and answers the API.
+
+Builds once per run into a temporary folder (about two minutes), bundling the shipped model or, before training has
+exported one, the small fixture model.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from build import exe, smoke
+from tests.model_fixture import make_model_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = REPO / "assets" / "model"
+MAX_FOLDER_MB = 400
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+RESULT_TIMEOUT_MS = 120_000
+
+
+def model_to_ship(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exported model when training has produced one, else the fixture model (same format)."""
+    if (SHIPPED_MODEL / "manifest.json").is_file():
+        return SHIPPED_MODEL
+    return make_model_dir(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("exe")
+    log = out / "pyinstaller.log"
+    command = [sys.executable, "-m", "build.exe", "--model", str(model_to_ship(tmp_path_factory)),
+               "--dist", str(out / "dist"), "--work", str(out / "work")]
+    with log.open("w") as handle:
+        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, timeout=1800)
+    if done.returncode != 0:
+        pytest.fail(f"python -m build.exe failed ({done.returncode}):\n{smoke.log_tail(log, 80)}")
+    return out / "dist" / exe.NAME
+
+
+@pytest.fixture(scope="module")
+def server(app_dir: Path) -> Iterator[smoke.Server]:
+    """The built app started as a headless user would: only --no-browser, so host and port are its defaults."""
+    with smoke.serve([str(exe.executable(app_dir)), "--no-browser"], app_dir.parent / "app.log") as running:
+        print(f"\nfolder {exe.folder_mb(app_dir):.0f} MB; start-up to first answer {running.startup_s:.1f} s")
+        yield running
+
+
+@pytest.mark.slow
+def test_bundle_is_lean(app_dir: Path) -> None:
+    assert exe.executable(app_dir).is_file()
+    assert (app_dir / "_internal" / "assets" / "model" / "manifest.json").is_file()
+    assert exe.forbidden_in(app_dir) == []
+    assert not (app_dir / "_internal" / "torch").exists()
+    assert not (app_dir / "_internal" / "transformers").exists()
+    assert exe.folder_mb(app_dir) < MAX_FOLDER_MB
+
+
+@pytest.mark.slow
+def test_serves_on_localhost_and_predicts_a_bundled_example(app_dir: Path, server: smoke.Server) -> None:
+    assert server.url.startswith("http://127.0.0.1:")
+    result = smoke.predict(server.url, app_dir / "_internal" / smoke.EXAMPLE)
+    assert "error" not in result, result
+    assert result["filename"] == smoke.EXAMPLE.name
+    assert 0.0 <= result["covid_probability"] <= 1.0 and 0.0 <= result["cough_probability"] <= 1.0
+    assert result["events"] and all(start < end for start, end, _ in result["events"])
+    assert result["model"]
+
+
+@pytest.mark.slow
+def test_page_shows_a_verdict_and_plot_in_chromium(app_dir: Path, server: smoke.Server) -> None:
+    """The bundled front end and the matplotlib figure work frozen, not only the API."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser at {CHROMIUM}")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url)
+            page.get_by_label("Upload file").click()
+            page.locator("input[type=file]").first.set_input_files(str(app_dir / "_internal" / smoke.EXAMPLE))
+            page.locator("#analyse").click()
+            sync_api.expect(page.locator("#verdict")).to_contain_text("inference", timeout=RESULT_TIMEOUT_MS)
+            page.locator("#result-plot img").wait_for(timeout=RESULT_TIMEOUT_MS)
+        finally:
+            browser.close()
