@@ -111,6 +111,7 @@ def test_synthesised_speech_is_tagged_speech(mn04: MN04, tmp_path: Path):
     assert probs[COUGH] < 0.05
 
 
+@pytest.mark.slow
 def test_real_coughs_rank_cough_high(mn04: MN04, cough_data: Path):
     """First five decodable recordings of each source (sorted by name): measured Cough ranks 3,4,1,1,1 / 1,2,1,1,1."""
     meta = sorted(json.loads((cough_data / "metadata.json").read_text()), key=lambda r: r["filename"])

@@ -23,7 +23,8 @@ FAMILIES = {
     "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model, {}),
     "hubert": (HubertConfig, HubertModel, {}),
     "wavlm": (WavLMConfig, WavLMModel, {"num_buckets": 32, "max_bucket_distance": 64}),
-    "data2vec-audio": (Data2VecAudioConfig, Data2VecAudioModel, {"num_conv_pos_embeddings": 2, "conv_pos_kernel_size": 5}),
+    "data2vec-audio": (Data2VecAudioConfig, Data2VecAudioModel,
+                       {"num_conv_pos_embeddings": 2, "conv_pos_kernel_size": 5}),
 }
 
 

@@ -162,7 +162,7 @@ class HFTeacher(Teacher):
 
 
 def build_teacher(name: str, **kw) -> Teacher:
-    """"efficientat" -> EfficientATTeacher(**kw); anything else is a hub name or local dir for HFTeacher(name, **kw)."""
+    """The teacher called ``name``: "efficientat", else a hub name or local dir of a wav2vec2-family model."""
     if name == "efficientat":
         return EfficientATTeacher(**kw)
     return HFTeacher(name, **kw)
@@ -213,5 +213,6 @@ def fine_tune(teacher: Teacher, train_windows, train_labels, val_windows, val_la
         history["loss"].append(float(np.mean(losses)))
         history["val_auc"].append(_auc(np.concatenate(labels), np.concatenate(scores)))
         if show:
-            tqdm.write(f"teacher epoch {epoch + 1}: loss {history['loss'][-1]:.4f} val AUC {history['val_auc'][-1]:.3f}")
+            loss, auc = history["loss"][-1], history["val_auc"][-1]
+            tqdm.write(f"teacher epoch {epoch + 1}: loss {loss:.4f} val AUC {auc:.3f}")
     return history

@@ -95,7 +95,7 @@ class SqueezeExciteBlock(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV3 bottleneck: 1x1 expand, depthwise conv, optional SE, 1x1 linear projection, residual if shapes allow."""
+    """MobileNetV3 bottleneck: 1x1 expand, depthwise conv, optional SE, 1x1 projection, residual if shapes allow."""
 
     def __init__(self, c_in: int, kernel: int, expanded: int, c_out: int, se: bool, hardswish: bool, stride: int):
         super().__init__()
@@ -116,7 +116,7 @@ class InvertedResidual(nn.Module):
 
 
 class MN04(nn.Module):
-    """mn04 AudioSet tagger. Input: EfficientATMel output (B, 1, 128, frames). Output: (logits (B, 527), embedding (B, 384))."""
+    """mn04 AudioSet tagger: EfficientATMel output (B, 1, 128, frames) -> (logits (B, 527), embedding (B, 384))."""
 
     def __init__(self, n_classes: int = N_CLASSES, dropout: float = 0.2):
         super().__init__()
