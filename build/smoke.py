@@ -71,9 +71,10 @@ def serve(command: list[str], log: Path, cwd: Path | None = None, env: dict[str,
           timeout_s: float = START_TIMEOUT_S) -> Iterator[Server]:
     """Start a Gradio app whose command prints its local URL; yield once it answers; always stop it.
 
-    Raises RuntimeError with the end of its log if it exits or stays silent.
+    `env` replaces this process's environment. Raises RuntimeError with the end of its log if the app exits or stays
+    silent.
     """
-    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "NO_PROXY": "127.0.0.1,localhost"}
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1", "NO_PROXY": "127.0.0.1,localhost"}
     start = time.monotonic()
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
