@@ -24,6 +24,7 @@ from build.exe import DIST, NAME, executable, folder_mb
 
 EXAMPLE = Path("assets") / "examples" / "cough_telegram_1.mp3"
 START_TIMEOUT_S = 300.0  # generous: CI shares two cores with training
+PREDICT_TIMEOUT_S = 120.0
 LOCAL_URL = re.compile(r"Running on local URL:\s+(http://[\w.\-]+:\d+)")
 
 
@@ -101,8 +102,8 @@ def predict(url: str, audio: Path) -> dict[str, Any]:
     """Score one file through the app's "predict" API endpoint, as any gradio_client user would."""
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False, download_files=False)
-    return client.predict(handle_file(str(audio)), api_name="/predict")
+    client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
+    return client.submit(handle_file(str(audio)), api_name="/predict").result(timeout=PREDICT_TIMEOUT_S)
 
 
 def main(argv: list[str] | None = None) -> int:
