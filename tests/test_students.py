@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from coughkd.features import N_MELS, log_mel
-from training.losses import Distiller, DistillWeights, soft_bce
+from training.losses import Distiller, DistillWeights, soft_bce, source_balanced_weights
 from training.models.students import STUDENTS, build_student, count_parameters
 
 MAX_PARAMETERS = 100_000
@@ -52,9 +52,11 @@ def _toy_batch(family: str, n: int = 32) -> tuple[torch.Tensor, dict[str, torch.
     wave = rng.standard_normal((n, 16000)).astype(np.float32) * 0.05
     wave += (label[:, None] * 0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
     x = torch.from_numpy(log_mel(wave) if family == "cnn" else wave)
-    covid_label = torch.from_numpy(np.where(np.arange(n) % 4 == 0, -1, label))
+    covid_label = np.where(np.arange(n) % 4 == 0, -1, label)
+    sources = np.where(np.arange(n) % 2 == 0, "a", "b")
     batch = {
-        "covid_label": covid_label,
+        "covid_label": torch.from_numpy(covid_label),
+        "covid_weight": torch.from_numpy(source_balanced_weights(sources, covid_label)),
         "teacher_covid_logit": torch.from_numpy((label * 6.0 - 3.0).astype(np.float32)),
         "cough_target": torch.from_numpy(label.astype(np.float32)),
         "teacher_embedding": torch.from_numpy(rng.standard_normal((n, 16)).astype(np.float32)),
@@ -87,3 +89,15 @@ def test_unlabelled_rows_do_not_move_the_covid_losses() -> None:
     batch["teacher_covid_logit"] = torch.where(unlabelled, torch.tensor(100.0), batch["teacher_covid_logit"])
     after = distiller(x, batch)
     assert torch.allclose(before["soft"], after["soft"]) and torch.allclose(before["hard"], after["hard"])
+
+
+def test_balanced_weights_make_the_channel_uninformative() -> None:
+    sources = np.array(["call"] * 10 + ["telegram"] * 10 + ["generated"] * 3)
+    labels = np.array([1] * 7 + [0] * 3 + [1] * 2 + [0] * 8 + [-1] * 3)
+    w = source_balanced_weights(sources, labels)
+    assert (w[labels < 0] == 0).all()
+    for source in ("call", "telegram"):
+        pos = w[(sources == source) & (labels == 1)].sum()
+        neg = w[(sources == source) & (labels == 0)].sum()
+        assert pos == pytest.approx(neg), source
+    assert w[labels >= 0].mean() == pytest.approx(1.0)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from coughkd.features import log_mel
 from training.evaluate import within_source_auc
-from training.losses import Distiller, DistillWeights
+from training.losses import Distiller, DistillWeights, source_balanced_weights
 from training.models.students import INPUTS, build_student, count_parameters
 from training.configurator import parse_overrides
 from training.windows import WindowSet, clip_scores, load_run
@@ -73,6 +73,7 @@ def train_student(windows: WindowSet, teacher: dict[str, np.ndarray], config: di
     tensors = TensorDataset(
         torch.from_numpy(inputs[train]),
         torch.from_numpy(windows.covid_label[train].astype(np.int64)),
+        torch.from_numpy(source_balanced_weights(windows.source[train], windows.covid_label[train])),
         torch.from_numpy(teacher["covid_logit"][train]),
         torch.from_numpy(teacher["cough_target"][train]),
         torch.from_numpy(teacher["embedding"][train]),
@@ -98,9 +99,9 @@ def train_student(windows: WindowSet, teacher: dict[str, np.ndarray], config: di
     for epoch in progress:
         distiller.train()
         totals: dict[str, float] = {}
-        for x, covid_label, t_covid, cough_target, t_embedding in loader:
+        for x, covid_label, covid_weight, t_covid, cough_target, t_embedding in loader:
             parts = distiller(augment(x, generator), {
-                "covid_label": covid_label, "teacher_covid_logit": t_covid,
+                "covid_label": covid_label, "covid_weight": covid_weight, "teacher_covid_logit": t_covid,
                 "cough_target": cough_target, "teacher_embedding": t_embedding})
             optimizer.zero_grad()
             accelerator.backward(parts["total"])

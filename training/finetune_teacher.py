@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from training.configurator import parse_overrides
 from training.evaluate import within_source_auc
+from training.losses import source_balanced_weights
 from training.teachers import Teacher, build_teacher, cough_score, fine_tune
 from training.windows import WindowSet, clip_scores
 
@@ -27,8 +28,8 @@ run_dir = "runs/latest"
 teacher = "efficientat"  # or a wav2vec2-family hub name / local directory
 mode = "full"  # HF teachers: "full" fine-tuning, or "frozen" encoder with a learnt weighted sum of hidden layers
 frozen_blocks = 11  # EfficientAT: keep features.0..10 fixed (low-level filters; saves most of the backward pass)
-epochs = 3
-learning_rate = 3e-4
+epochs = 5  # the best validation epoch is kept
+learning_rate = 1e-4
 batch_size = 32
 tag_weight = 0.5  # cough target = (1 - w) * known label (dataset cough / generated non-cough) + w * teacher's tags
 seed = 0
@@ -46,13 +47,14 @@ def build(config: dict) -> Teacher:
 @torch.no_grad()
 def teacher_outputs(model: Teacher, waveforms: np.ndarray, batch: int = 128) -> dict[str, np.ndarray]:
     model.eval()
+    device = next(model.parameters()).device  # fine_tune leaves the teacher where accelerate put it
     out: dict[str, list[np.ndarray]] = {"covid_logit": [], "embedding": [], "cough_score": []}
     for i in tqdm(range(0, len(waveforms), batch), desc="caching teacher outputs", unit="batch"):
-        result = model(torch.from_numpy(waveforms[i:i + batch]))
-        out["covid_logit"].append(result.covid_logit.numpy())
-        out["embedding"].append(result.embedding.numpy())
+        result = model(torch.from_numpy(waveforms[i:i + batch]).to(device))
+        out["covid_logit"].append(result.covid_logit.cpu().numpy())
+        out["embedding"].append(result.embedding.cpu().numpy())
         if result.tags is not None:
-            out["cough_score"].append(cough_score(result.tags).numpy())
+            out["cough_score"].append(cough_score(result.tags).cpu().numpy())
     return {k: np.concatenate(v).astype(np.float32) for k, v in out.items() if v}
 
 
@@ -73,13 +75,22 @@ def main(argv: list[str]) -> dict:
     model = build(config)
     coughs = windows.is_cough == 1
     train, val = coughs & (windows.split == "train"), coughs & (windows.split == "val")
+    val_windows = windows.subset(val)
+
+    def val_score(logits: np.ndarray) -> float:
+        """Recording-level AUC within each source, the figure that matters, not the channel-confounded pool."""
+        clips = clip_scores(val_windows, logits)
+        return within_source_auc(clips.label, clips.probability, clips.source)
+
     history = fine_tune(model, windows.waveforms[train], windows.covid_label[train], windows.waveforms[val],
                         windows.covid_label[val], epochs=config["epochs"], lr=config["learning_rate"],
-                        batch_size=config["batch_size"])
+                        batch_size=config["batch_size"], val_score=val_score,
+                        train_weights=source_balanced_weights(windows.source[train], windows.covid_label[train]))
     outputs = teacher_outputs(model, windows.waveforms)
     np.savez(run / "teacher_cache.npz", covid_logit=outputs["covid_logit"], embedding=outputs["embedding"],
              cough_target=cough_target(windows, outputs, config["tag_weight"]))
-    torch.save({"teacher": config["teacher"], "state_dict": model.state_dict()}, run / "teacher.pt")
+    torch.save({"teacher": config["teacher"], "mode": config["mode"], "state_dict": model.state_dict()},
+               run / "teacher.pt")
 
     recordings = json.loads((run / "recordings.json").read_text())
     summary = {"teacher": config["teacher"], "history": history}
