@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -217,10 +218,15 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bo
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options; defaults serve on this computer only."""
+    """Command-line options; defaults serve on this computer only, unless GRADIO_SERVER_NAME/PORT say otherwise.
+
+    Hugging Face Spaces run `python app.py` with no arguments and set those two variables to where they route traffic.
+    """
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 = all interfaces)")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on; 0 picks a free one")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on (0.0.0.0 = all interfaces; default $GRADIO_SERVER_NAME or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                   help="port to listen on; 0 picks a free one (default $GRADIO_SERVER_PORT or 7860)")
     p.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
     p.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped assets/model)")
     p.add_argument("--variant", choices=["int8", "fp32"], default="int8", help="which exported model to run")

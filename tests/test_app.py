@@ -191,11 +191,21 @@ def test_figure_of_many_events_stays_unlabelled(tmp_path: Path) -> None:
     assert not fig.axes[0].texts and "in the API result" in fig.axes[0].get_title()
 
 
-def test_command_line_defaults_and_flags() -> None:
+def test_command_line_defaults_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
     args = app.parse_args([])
     assert (args.host, args.port, args.share, args.model, args.browser) == ("127.0.0.1", 7860, False, None, True)
     args = app.parse_args(["--host", "0.0.0.0", "--port", "0", "--share", "--model", "m", "--no-browser"])
     assert (args.host, args.port, args.share, args.model, args.browser) == ("0.0.0.0", 0, True, Path("m"), False)
+
+
+def test_host_and_port_defaults_follow_the_gradio_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7861")
+    args = app.parse_args([])
+    assert (args.host, args.port) == ("0.0.0.0", 7861)
+    assert app.parse_args(["--port", "0"]).port == 0
 
 
 def test_main_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
