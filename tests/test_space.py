@@ -1,13 +1,15 @@
 """The Hugging Face Space folder: valid Spaces metadata, no training stack, and it runs from its own requirements.
 
 The slow test installs the Space's requirements.txt into a fresh virtual environment (no system site-packages, so a
-missing requirement shows), starts its app.py from the Space folder and calls it with gradio_client; the install and
+missing requirement shows), starts its app.py from the Space folder as Spaces do (no arguments, address and port from
+GRADIO_SERVER_NAME/PORT) and calls it with gradio_client; the install and
 start-up times go to reports/build/space.json.
 """
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +80,12 @@ def test_refuses_a_damaged_model(tmp_path: Path, space_dir: Path) -> None:
         space.assemble(tmp_path / "out", model)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
@@ -96,9 +104,11 @@ def test_space_runs_in_a_fresh_venv_from_its_requirements(space_dir: Path, tmp_p
                            "u.find_spec('transformers'))"], capture_output=True, text=True, timeout=60)
     assert lean.stdout.split() == ["None", "None"], lean.stdout + lean.stderr
 
+    # As on Spaces: no arguments; they set where to listen. BROWSER=true makes the app's "open a browser" a no-op.
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    command = [python, "app.py", "--port", "0", "--no-browser"]
-    with smoke.serve(command, tmp_path / "space.log", cwd=space_dir, env=env) as server:
+    env.update(GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(free_port()), BROWSER="true")
+    with smoke.serve([python, "app.py"], tmp_path / "space.log", cwd=space_dir, env=env) as server:
+        assert server.url.endswith(f":{env['GRADIO_SERVER_PORT']}")
         measured = {"venv_install_s": round(install_s, 1), "startup_s": round(server.startup_s, 2)}
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(measured, indent=2))
