@@ -1,8 +1,9 @@
 """Assemble a Hugging Face Space folder: `python -m build.space OUT_DIR [--model DIR]`.
 
 The Space runs the same app.py and coughkd/ as the desktop build, on the runtime requirements only (no torch):
-README.md with the Spaces front matter, requirements.txt, packages.txt, app.py, coughkd/ and assets/ (examples and
-the verified model). Publish it with `hf upload USER/SPACE OUT_DIR --repo-type space` (see build/README.md).
+README.md with the Spaces front matter, requirements.txt, packages.txt, app.py, coughkd/ and assets/ (examples, model
+card, and the verified model from --model or assets/model). Publish it with
+`hf upload USER/SPACE OUT_DIR . --repo-type space` (see build/README.md).
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ tags:
 Record two or three coughs or upload a recording; a small student model distilled from large audio models (model
 `{manifest["model_id"]}`, OpenVINO on CPU) scores each detected cough and the clip as a whole.
 
-**Research demo — not a medical device and not a diagnosis.** The model has not been clinically validated.
+**Research demo — not a medical device and not a diagnosis.** The model has not been clinically validated; its
+card, `assets/MODEL_CARD.md`, says what it was trained on and how well it did.
 
 ## API
 
@@ -101,7 +103,7 @@ def assemble(out: Path, model: Path | None = None) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copy2(ROOT / "app.py", out / "app.py")
     shutil.copytree(ROOT / "coughkd", out / "coughkd", ignore=ignore)
-    shutil.copytree(ROOT / "assets" / "examples", out / "assets" / "examples", ignore=ignore)
+    shutil.copytree(ROOT / "assets", out / "assets", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "model"))
     shutil.copytree(model, out / "assets" / "model", ignore=ignore)
     (out / "requirements.txt").write_text("\n".join(requirements) + "\n")
     (out / "packages.txt").write_text("\n".join(APT_PACKAGES) + "\n")
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, ValueError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"Space folder ready: {out}\npublish: hf upload USER/SPACE {out} --repo-type space")
+    print(f"Space folder ready: {out}\npublish: hf upload USER/SPACE {out} . --repo-type space")
     return 0
 
 
