@@ -94,15 +94,20 @@ def test_interleaved_timing_rotates_models_and_repeats_cheap_ones() -> None:
             clock.now += cost
         return call
 
+    def sleep(seconds: float) -> None:
+        log.append(f"rest {seconds}")
+
     calls = {"slow": model("slow", 2.0), "fast": model("fast", 0.01), "mid": model("mid", 0.1)}
-    samples = bench.interleaved_timing(calls, rounds=3, round_budget_s=0.25, max_calls_per_round=20, clock=clock)
+    samples = bench.interleaved_timing(calls, rounds=3, round_budget_s=0.25, max_calls_per_round=20, pause_s=0.05,
+                                       clock=clock, sleep=sleep)
     assert samples["slow"] == pytest.approx([2.0] * 3)  # one call per round
     assert len(samples["mid"]) == 3 * 2  # 0.25 // 0.1
     assert len(samples["fast"]) == 3 * 20  # capped
     assert samples["fast"] == pytest.approx([0.01] * 60)
-    timed = log[1 + 2 + 2:]  # warm-up: slow once, fast and mid twice (under the budget)
-    firsts = [timed[0], timed[1 + 20 + 2], timed[1 + 20 + 2 + 2 + 1 + 20]]  # first model of each round
-    assert firsts == ["slow", "fast", "mid"]
+    turns = " ".join(log).split("rest 0.05")[1:]  # the CPU rests before every model's turn
+    assert [t.split() for t in turns[:3]] == [["slow"], ["fast", "fast"], ["mid", "mid"]]  # warm-ups
+    assert [t.split()[0] for t in turns[3:]] == ["slow", "fast", "mid", "fast", "mid", "slow", "mid", "slow", "fast"]
+    assert [len(t.split()) for t in turns[3:6]] == [1, 20, 2]
 
 
 def test_make_clips_have_the_asked_durations_and_sound(tmp_path: Path) -> None:
@@ -189,7 +194,7 @@ def _fake_report(all_correct: bool = True) -> dict:
          "correct": 48 - len(problems), "all_correct": not problems, "problems": problems} for n in (1, 4, 16)]}
     report = {"command": "python -m training.bench", "date": "2026-01-01 00:00 UTC", "wall_s": 600.0,
               "machine": {"cpu": "Test CPU", "cores": 2, "memory_bytes": 16e9,
-                          "load_average_at_start": [0.1, 0.2, 0.3]},
+                          "load_average_at_start": [0.1, 0.2, 0.3], "load_average_at_end": [1.5, 0.2, 0.3]},
               "config": {"wav2vec2": {}}, "threads": [1, 2], "model_order": list(bench.MODELS), "notes": bench.NOTES,
               "latency": bench.latency_ratios(latency), "models": models, "ratios": bench.size_ratios(models),
               "accuracy": {
@@ -219,6 +224,7 @@ def test_markdown_and_snippet_quote_the_measured_figures() -> None:
     assert f"{int8_row} 0.800 [0.70, 0.90] |" in md
     assert "| 16 | 48 | 10.0 | 100 | 300 | 48/48 |" in md
     assert "Test CPU" in md and "python -m training.bench" in md and "bench.png" in md
+    assert "at start: 0.1, 0.2, 0.3; at end: 1.5, 0.2, 0.3" in md
     text = bench.snippet(report)
     assert "300x slower" in text and "16 concurrent clients" in text and "every answer correct" in text
     wrong = bench.render_markdown(_fake_report(all_correct=False))

@@ -154,13 +154,22 @@ def accuracy_rows(report: dict, family: str) -> dict[str, dict]:
 
 
 def interleaved_timing(calls: dict[str, Callable[[], object]], rounds: int, round_budget_s: float,
-                       max_calls_per_round: int, clock: Callable[[], float] = time.perf_counter) -> dict[str, list]:
+                       max_calls_per_round: int, pause_s: float = 0.05,
+                       clock: Callable[[], float] = time.perf_counter,
+                       sleep: Callable[[float], None] = time.sleep) -> dict[str, list]:
     """Per-call wall times (s) of each model: untimed warm-up calls, then `rounds` rounds in which every model
     runs in turn, the order rotating each round. A model repeats within a round so it spends ~`round_budget_s`,
-    from its warm-up time, so a 5 ms model gets many samples while a 10 s one gets one per round."""
+    from its warm-up time, so a 5 ms model gets many samples while a 10 s one gets one per round.
+
+    Before each model's turn the CPU rests `pause_s`: OpenVINO's and PyTorch's worker threads spin for a while
+    after a call, and a different runtime started at once would pay for it (10x for a 2-thread torch call right
+    after OpenVINO here), a cost no single-model deployment has. Repeats of one model run back to back, as in
+    a server that keeps its threads warm.
+    """
     names = list(calls)
     repeats = {}
     for name in names:
+        sleep(pause_s)
         start = clock()
         calls[name]()
         warm = clock() - start
@@ -172,6 +181,7 @@ def interleaved_timing(calls: dict[str, Callable[[], object]], rounds: int, roun
     samples: dict[str, list] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
+            sleep(pause_s)
             for _ in range(repeats[name]):
                 start = clock()
                 calls[name]()
@@ -642,6 +652,10 @@ def machine() -> dict:
             "load_average_at_start": list(os.getloadavg())}
 
 
+def _fmt_load(values: Sequence[float] | None) -> str:
+    return "–" if values is None else ", ".join(f"{x:.1f}" for x in values)
+
+
 def _fmt_ms(value: float | None) -> str:
     if value is None:
         return "–"
@@ -703,8 +717,9 @@ def render_markdown(report: dict) -> str:
         "# coughkd benchmark",
         "",
         f"`{report['command']}` on {m['cpu']} ({m['cores']} cores, {_fmt_bytes(m['memory_bytes'])} RAM), "
-        f"{report['date']}, {report['wall_s'] / 60:.1f} min. Load average at start: "
-        f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}.",
+        f"{report['date']}, {report['wall_s'] / 60:.1f} min. Load average (1, 5, 15 min) at start: "
+        f"{_fmt_load(m['load_average_at_start'])}; at end: {_fmt_load(m.get('load_average_at_end'))} "
+        "(above 0 means other processes shared the CPU).",
         "",
         "## Headline",
         "",
@@ -830,8 +845,9 @@ NOTES = [
     "Wav2Vec2Config() defaults, no accuracy figure) runs on the whole clip; the MFCC baseline on the whole clip.",
     "OpenVINO: INFERENCE_PRECISION_HINT=f32, INFERENCE_NUM_THREADS=threads, PERFORMANCE_HINT=LATENCY; PyTorch: "
     "torch.set_num_threads; numpy's BLAS limited to the same count (threadpoolctl).",
-    "Each cell: one warm-up call per model, then timed rounds that run every model in turn in a rotating order; "
-    "models faster than the round budget repeat within a round. RTF = median latency / clip duration.",
+    "Each cell: warm-up calls per model, then timed rounds that run every model in turn in a rotating order, with "
+    "a 50 ms rest before each model's turn (so no model pays for the previous runtime's spinning worker threads); "
+    "models faster than the round budget repeat back to back within a round. RTF = median latency / clip duration.",
     "Peak RSS: VmHWM (peak resident set) of a fresh `python -m training.bench --measure-rss MODEL` that loads the "
     "model and predicts the 5 s clip once (coughkd rows never import torch). Model file: IR .xml + .bin, or the "
     "checkpoint.",
@@ -906,6 +922,7 @@ def run(paths: Paths, config: BenchConfig, quick: bool, command: str) -> dict:
     report["app"] = app_throughput(paths.model_dir, config, paths.out / "bench_app.log")
     report["headline"] = headline(report)
     report["wall_s"] = time.perf_counter() - started
+    report["machine"]["load_average_at_end"] = list(os.getloadavg())
     (paths.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     (paths.out / "bench.md").write_text(render_markdown(report))
     plot(report, paths.out / "bench.png")
