@@ -66,7 +66,8 @@ def aggregate(event_logits: np.ndarray) -> float:
 
 
 def sigmoid(logits: np.ndarray | float) -> np.ndarray | float:
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    """exp(-log(1 + e^-x)): no overflow warning for large negative logits."""
+    return np.exp(-np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64)))
 
 
 def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | None = None) -> Prediction:

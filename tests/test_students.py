@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from coughkd.features import N_MELS, log_mel
+from coughkd.features import log_mel
 from training.losses import Distiller, DistillWeights, soft_bce, source_balanced_weights
 from training.models.students import STUDENTS, build_student, count_parameters
 

@@ -37,6 +37,7 @@ soft_weight = 0.5
 temperature = 2.0
 cough_weight = 0.5
 embedding_weight = 0.0
+spec_augment = True
 seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -46,10 +47,24 @@ def student_inputs(windows: WindowSet, family: str) -> np.ndarray:
     return log_mel(windows.waveforms) if INPUTS[family] == "log_mel" else windows.waveforms
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random circular time shift: a cough's position inside its 1 s window carries no information."""
+def augment(x: torch.Tensor, generator: torch.Generator, spec_augment: bool) -> torch.Tensor:
+    """Random circular time shift (a cough's position inside its window carries no information) and, for log-mel
+    input, SpecAugment-style masks: one band of up to 8 mel bins and one span of up to 10 frames per example,
+    set to the example's mean, so a few hundred recordings are harder to memorise."""
     shift = int(torch.randint(-x.shape[-1] // 8, x.shape[-1] // 8 + 1, (1,), generator=generator))
-    return torch.roll(x, shift, dims=-1)
+    x = torch.roll(x, shift, dims=-1)
+    if not spec_augment or x.dim() != 3:
+        return x
+    batch, bins, frames = x.shape
+    mean = x.mean(dim=(1, 2), keepdim=True)
+    f0 = torch.randint(0, bins, (batch, 1, 1), generator=generator)
+    fw = torch.randint(0, 9, (batch, 1, 1), generator=generator)
+    t0 = torch.randint(0, frames, (batch, 1, 1), generator=generator)
+    tw = torch.randint(0, 11, (batch, 1, 1), generator=generator)
+    f = torch.arange(bins).view(1, -1, 1)
+    t = torch.arange(frames).view(1, 1, -1)
+    mask = ((f >= f0) & (f < f0 + fw)) | ((t >= t0) & (t < t0 + tw))
+    return torch.where(mask.to(x.device), mean, x)
 
 
 @torch.no_grad()
@@ -100,7 +115,7 @@ def train_student(windows: WindowSet, teacher: dict[str, np.ndarray], config: di
         distiller.train()
         totals: dict[str, float] = {}
         for x, covid_label, covid_weight, t_covid, cough_target, t_embedding in loader:
-            parts = distiller(augment(x, generator), {
+            parts = distiller(augment(x, generator, config["spec_augment"]), {
                 "covid_label": covid_label, "covid_weight": covid_weight, "teacher_covid_logit": t_covid,
                 "cough_target": cough_target, "teacher_embedding": t_embedding})
             optimizer.zero_grad()
@@ -120,8 +135,7 @@ def train_student(windows: WindowSet, teacher: dict[str, np.ndarray], config: di
     model.load_state_dict(best["state_dict"])
     return {"family": config["family"], "config": {}, "state_dict": best["state_dict"],
             "parameters": count_parameters(model), "val_auc": best["val_auc"], "best_epoch": best["epoch"],
-            "history": history, "distill": {k: config[k] for k in ("hard_weight", "soft_weight", "temperature",
-                                                                    "cough_weight", "embedding_weight", "epochs")}}
+            "history": history, "distill": {k: config[k] for k in _CONFIG_KEYS if k not in ("run_dir", "family")}}
 
 
 def main(argv: list[str]) -> dict:
@@ -137,7 +151,7 @@ def main(argv: list[str]) -> dict:
 
 
 _CONFIG_KEYS = ("run_dir", "family", "epochs", "batch_size", "learning_rate", "weight_decay", "hard_weight",
-                "soft_weight", "temperature", "cough_weight", "embedding_weight", "seed")
+                "soft_weight", "temperature", "cough_weight", "embedding_weight", "spec_augment", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -67,10 +67,8 @@ class Distiller(nn.Module):
         covid_logit, cough_logit, student_embedding = self.student(x, with_embedding=True)
         w = self.weights
         weight = batch["covid_weight"]
-        hard = _weighted_mean(
-            F.binary_cross_entropy_with_logits(covid_logit, batch["covid_label"].clamp(min=0).float(), reduction="none"),
-            weight,
-        )
+        label = batch["covid_label"].clamp(min=0).float()
+        hard = _weighted_mean(F.binary_cross_entropy_with_logits(covid_logit, label, reduction="none"), weight)
         soft = _weighted_mean(soft_bce(covid_logit, batch["teacher_covid_logit"], w.temperature), weight)
         cough = F.binary_cross_entropy_with_logits(cough_logit, batch["cough_target"])
         parts = {"hard": hard, "soft": soft, "cough": cough}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coughkd.predict import aggregate
+from coughkd.predict import aggregate, sigmoid
 
 NO_LABEL = -1  # covid_label of generated non-cough windows
 
@@ -57,7 +57,7 @@ def clip_scores(windows: WindowSet, covid_logits: np.ndarray) -> ClipScores:
     for index in indices:
         rows = windows.recording == index
         labels.append(int(windows.covid_label[rows][0]))
-        probabilities.append(float(1.0 / (1.0 + np.exp(-aggregate(covid_logits[rows])))))
+        probabilities.append(float(sigmoid(aggregate(covid_logits[rows]))))
         sources.append(str(windows.source[rows][0]))
     return ClipScores(indices, np.array(labels), np.array(probabilities), np.array(sources))
 
