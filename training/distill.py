@@ -36,7 +36,7 @@ hard_weight = 0.5
 soft_weight = 0.5
 temperature = 2.0
 cough_weight = 0.5
-embedding_weight = 0.0
+embedding_weight = 0.5  # cosine matching of a projection of the student embedding to the teacher's
 spec_augment = True
 seed = 0
 # --------------------------------------------------------------------------------------------------------------------
