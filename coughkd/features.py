@@ -1,13 +1,15 @@
 """The one log-mel front end, shared by training and runtime so the student never sees features it was not trained on.
 
-Pure numpy, so the runtime needs no torch. The band stops at 4 kHz: the telephone band, so a model cannot tell
-call-centre audio (8 kHz) from Telegram audio (48 kHz) by bandwidth alone (dataset trap 1).
+Pure numpy (and soxr), so the runtime needs no torch. Everything is seen through the telephone band: audio is
+band-limited to 4 kHz before events are found and the mel bands stop there, so a model cannot tell call-centre
+audio (8 kHz) from Telegram audio (48 kHz) by bandwidth alone (dataset trap 1).
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 import numpy as np
+import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
 SAMPLE_RATE = 16000
@@ -18,13 +20,31 @@ N_MELS = 64
 FMIN = 0.0
 FMAX = 4000.0
 LOG_OFFSET = 1e-6
+TELEPHONE_RATE = 8000
 
 
 def front_end_spec() -> dict:
     """Everything that defines the features; written into the model manifest and compared at load time."""
     return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "win_length": WIN_LENGTH, "hop_length": HOP_LENGTH,
             "n_mels": N_MELS, "fmin": FMIN, "fmax": FMAX, "window": "hann-periodic", "center": "reflect",
-            "power": 2.0, "mel_scale": "slaney", "mel_norm": "slaney", "log": "ln", "log_offset": LOG_OFFSET}
+            "power": 2.0, "mel_scale": "slaney", "mel_norm": "slaney", "log": "ln", "log_offset": LOG_OFFSET,
+            "band_limit": f"soxr-vhq-{TELEPHONE_RATE}"}
+
+
+def telephone_band(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limit audio to the 4 kHz telephone band by an 8 kHz round trip through soxr (same length, float32).
+
+    Applied to every recording, in training and at run time, before event detection: wide-band Telegram audio
+    and telephone audio then look alike to everything downstream.
+    """
+    x = np.asarray(waveform, dtype=np.float32)
+    if sample_rate <= TELEPHONE_RATE:
+        return x.copy()
+    narrow = soxr.resample(x, sample_rate, TELEPHONE_RATE, quality="VHQ")
+    wide = soxr.resample(narrow, TELEPHONE_RATE, sample_rate, quality="VHQ").astype(np.float32)
+    if wide.shape[0] >= x.shape[0]:
+        return wide[: x.shape[0]]
+    return np.pad(wide, (0, x.shape[0] - wide.shape[0]))
 
 
 def n_frames(n_samples: int) -> int:

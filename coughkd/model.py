@@ -30,6 +30,12 @@ class ModelError(RuntimeError):
     """The model folder is missing, damaged or incompatible with this runtime; the message says which."""
 
 
+def sha256_file(path: Path) -> str:
+    """The content hash the manifest records (training and tests use this same function)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def read_manifest(model_dir: str | Path) -> dict[str, Any]:
     """The manifest after checking its shape, every file's sha256 and the front end it was trained on."""
     model_dir = Path(model_dir)
@@ -47,9 +53,7 @@ def read_manifest(model_dir: str | Path) -> dict[str, Any]:
         file = model_dir / name
         if not file.is_file():
             raise ModelError(f"model file {name} is missing from {model_dir}")
-        with file.open("rb") as handle:
-            actual = hashlib.file_digest(handle, "sha256").hexdigest()
-        if actual != expected:
+        if sha256_file(file) != expected:
             raise ModelError(f"model file {name} is damaged: its sha256 does not match {MANIFEST}")
     _check_input(manifest["input"], path)
     return manifest

@@ -1,4 +1,5 @@
-"""The whole pipeline, recording in, decision out: load_audio -> detect_events -> event_windows -> log_mel -> model."""
+"""The whole pipeline, recording in, decision out:
+load_audio -> telephone_band -> detect_events -> event_windows -> log_mel -> model."""
 from __future__ import annotations
 
 import time
@@ -8,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .audio import Audio, load_audio
-from .events import detect_events, event_windows
-from .features import log_mel
+from .audio import SAMPLE_RATE, Audio, load_audio
+from .events import Event, detect_events, event_windows
+from .features import log_mel, telephone_band
 from .model import StudentRuntime
 
 AudioSource = str | Path | np.ndarray | tuple[int, np.ndarray] | Audio
@@ -70,6 +71,14 @@ def sigmoid(logits: np.ndarray | float) -> np.ndarray | float:
     return np.exp(-np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64)))
 
 
+def cough_windows(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[list[Event], np.ndarray]:
+    """The events of a 16 kHz recording and the 1 s windows the student scores: training builds its data with
+    this same function, so the model is trained on exactly what it is given at run time."""
+    waveform = telephone_band(waveform, sample_rate)
+    events = detect_events(waveform, sample_rate)
+    return events, event_windows(waveform, events, sample_rate)
+
+
 def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | None = None) -> Prediction:
     """Score a recording; raises AudioError for unusable input.
 
@@ -78,8 +87,8 @@ def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | Non
     """
     started = time.perf_counter()
     audio = source if isinstance(source, Audio) else load_audio(source, sample_rate)
-    events = detect_events(audio.waveform, audio.sample_rate)
-    features = log_mel(event_windows(audio.waveform, events, audio.sample_rate))
+    events, windows = cough_windows(audio.waveform, audio.sample_rate)
+    features = log_mel(windows)
     covid_logits, cough_logits = runtime.run(features)
     covid_p, cough_p = sigmoid(covid_logits), sigmoid(cough_logits)
     covid_probability = float(sigmoid(aggregate(covid_logits)))

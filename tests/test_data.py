@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
+from coughkd.features import telephone_band
+from coughkd.model import sha256_file
 from training import data
 from training.data import (
     LoadReport,
     Recording,
     decode_all,
-    file_sha256,
-    harmonise_channel,
     load_coswara,
     load_coughvid,
     load_covid19_cough,
@@ -106,7 +106,7 @@ def test_real_undecodable_files_are_reported_not_raised(cough_data, real):
     _, report = real
     paths = [cough_data / "raw" / name for name in UNDECODABLE]
     good = next(iter(real[0]))
-    bad = [Recording(p, 0, "call-center", file_sha256(p)) for p in paths]
+    bad = [Recording(p, 0, "call-center", sha256_file(p)) for p in paths]
     # Both are copies of one file with conflicting labels, so loading already drops them before any decoding.
     assert {r.sha256 for r in bad} <= set(report.conflicting_groups)
     run_report = LoadReport("covid19-cough")
@@ -121,7 +121,7 @@ def test_real_telegram_audio_is_band_limited_to_telephone_band(real):
     """Trap 1: after harmonisation a wide-band Telegram clip has no energy the call centre could not carry."""
     telegram = next(r for r in real[0] if r.source == "telegram")
     x = load_audio(telegram.path).waveform
-    y = harmonise_channel(x, SAMPLE_RATE)
+    y = telephone_band(x, SAMPLE_RATE)
     assert hf_fraction(x) > 1e-3
     assert hf_fraction(y) < 1e-5
     assert y.shape == x.shape and y.dtype == np.float32
@@ -186,7 +186,7 @@ def test_fake_covid19_dedup_conflicts_and_missing(fake_covid19):
     names = {r.path.name for r in recordings}
     assert report.found == 13 and [p.name for p in report.missing] == ["gone.mp3"]
     assert report.duplicate_groups == 2 and report.duplicates_removed == 1
-    assert report.conflicting_groups == [file_sha256(fake_covid19 / "raw" / "clash-a.mp3")]
+    assert report.conflicting_groups == [sha256_file(fake_covid19 / "raw" / "clash-a.mp3")]
     assert report.conflicting_files == 2
     assert not names & {"clash-a.mp3", "clash-b.mp3"}
     assert names & {"dup-a.mp3", "dup-b.mp3"} == {"dup-a.mp3"}
@@ -234,12 +234,12 @@ def test_decode_all_recovers_from_a_corrupt_cache_entry(fake_covid19, tmp_path):
     assert failed == [] and decoded[0][1].size == int(0.5 * SAMPLE_RATE)
 
 
-def test_harmonise_channel_band_limits_wide_band_noise():
+def test_telephone_band_limits_wide_band_noise():
     noise = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32)
     assert hf_fraction(noise) > 0.4
-    assert hf_fraction(harmonise_channel(noise, SAMPLE_RATE)) < 1e-5
+    assert hf_fraction(telephone_band(noise, SAMPLE_RATE)) < 1e-5
     narrow = noise[:4000]
-    np.testing.assert_array_equal(harmonise_channel(narrow, 8000), narrow)
+    np.testing.assert_array_equal(telephone_band(narrow, 8000), narrow)
 
 
 def test_coughvid_layout(tmp_path):

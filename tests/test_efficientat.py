@@ -14,8 +14,15 @@ import soxr
 import torch
 
 from training.models import efficientat
-from training.models.efficientat import (CLASS_LABELS, SAMPLE_RATE, EfficientATMel, MN04, class_names,
-                                         kaldi_mel_filterbank, load_mn04)
+from training.models.efficientat import (
+    CLASS_LABELS,
+    MN04,
+    SAMPLE_RATE,
+    EfficientATMel,
+    class_names,
+    kaldi_mel_filterbank,
+    load_mn04,
+)
 
 SPEECH, COUGH = 0, 47
 

@@ -212,14 +212,15 @@ def fake_run(tmp_path, monkeypatch):
     import soundfile
 
     import coughkd
-    from training.data import Recording, file_sha256, split
+    from coughkd.model import sha256_file
+    from training.data import Recording, split
 
     waves, labels = _tone_or_noise(60, 5)
     recordings = []
     for i, (wave, label) in enumerate(zip(waves, labels)):
         path = tmp_path / f"{i}.wav"
         soundfile.write(path, wave, 16000)
-        recordings.append(Recording(path, int(label), "call-center" if i % 2 else "telegram", file_sha256(path)))
+        recordings.append(Recording(path, int(label), "call-center" if i % 2 else "telegram", sha256_file(path)))
     parts = split(recordings, seed=0)
     run_dir = tmp_path / "run"
     run_dir.mkdir()

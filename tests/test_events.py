@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from coughkd.audio import load_audio
-from coughkd.events import (WINDOW_SECONDS, Event, detect_events, event_windows, find_events,
-                            frame_energy_db)
+from coughkd.events import (
+    WINDOW_SECONDS,
+    Event,
+    detect_events,
+    event_windows,
+    find_events,
+    frame_energy_db,
+)
 
 SR = 16000
 BURSTS = [(0.5, 0.8), (1.5, 1.9), (3.0, 3.25), (4.2, 4.6)]

@@ -15,6 +15,7 @@ from torch import nn
 
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import front_end_spec, log_mel
+from coughkd.model import sha256_file
 from training.export import (
     INPUT_NAME,
     OUTPUT_NAMES,
@@ -25,7 +26,6 @@ from training.export import (
     export_fp32,
     parity,
     quantize_int8,
-    sha256_file,
     write_manifest,
 )
 

@@ -10,12 +10,29 @@ import soundfile as sf
 import soxr
 import torch
 from accelerate import Accelerator
-from transformers import (Data2VecAudioConfig, Data2VecAudioModel, HubertConfig, HubertModel, Wav2Vec2Config,
-                          Wav2Vec2FeatureExtractor, Wav2Vec2Model, WavLMConfig, WavLMModel)
+from transformers import (
+    Data2VecAudioConfig,
+    Data2VecAudioModel,
+    HubertConfig,
+    HubertModel,
+    Wav2Vec2Config,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2Model,
+    WavLMConfig,
+    WavLMModel,
+)
 
 from training.models.efficientat import EfficientATMel
-from training.teachers import (EfficientATTeacher, HFTeacher, Teacher, TeacherOutput, Upsample2x, build_teacher,
-                               cough_score, fine_tune)
+from training.teachers import (
+    EfficientATTeacher,
+    HFTeacher,
+    Teacher,
+    TeacherOutput,
+    Upsample2x,
+    build_teacher,
+    cough_score,
+    fine_tune,
+)
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(32, 32),
             conv_stride=(10, 8), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)

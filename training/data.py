@@ -9,7 +9,6 @@ measured per source, and the PCR `verified` flag is kept (trap 5).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import tempfile
@@ -21,15 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import soxr
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
+from coughkd.model import sha256_file
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 COVID19_COUGH = SHARED / "data" / "covid19-cough"
 SPLITS = ("train", "val", "test")
-TELEPHONE_RATE = 8000
 
 MetaValue = str | int | float | bool | None
 
@@ -107,14 +105,6 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def deduplicate(recordings: Iterable[Recording], report: LoadReport) -> list[Recording]:
     """Collapse byte-identical files; drop every file of a group whose labels disagree.
 
@@ -187,7 +177,7 @@ def load_covid19_cough(
             comment=row.get("comment"),
         )
         label = int(bool(row["covid19"]))
-        recordings.append(Recording(path, label, row["source"], file_sha256(path), bool(row.get("verified")), meta))
+        recordings.append(Recording(path, label, row["source"], sha256_file(path), bool(row.get("verified")), meta))
     return _finish(recordings, report, only_verified_positives)
 
 
@@ -229,7 +219,7 @@ def load_coughvid(
         report.found += 1
         meta = _meta(uuid=row["uuid"], status=status, cough_detected=probability,
                      age=row.get("age"), gender=row.get("gender"))
-        recordings.append(Recording(path, labels[status], "coughvid", file_sha256(path), False, meta))
+        recordings.append(Recording(path, labels[status], "coughvid", sha256_file(path), False, meta))
     return _finish(recordings, report, only_verified_positives)
 
 
@@ -266,7 +256,7 @@ def load_coswara(
             report.found += 1
             meta = _meta(participant=row["id"], kind=kind, covid_status=status,
                          age=row.get("a"), gender=row.get("g"), country=row.get("l_c"))
-            recordings.append(Recording(path, COSWARA_LABELS[status], "coswara", file_sha256(path), False, meta))
+            recordings.append(Recording(path, COSWARA_LABELS[status], "coswara", sha256_file(path), False, meta))
     return _finish(recordings, report, only_verified_positives)
 
 
@@ -319,24 +309,8 @@ def load_virufy(root: Path, csv_path: Path | None = None) -> tuple[list[Recordin
         report.found += 1
         meta = _meta(participant=row.get("patient_id"), file=row[path_col], age=row.get("age"),
                      gender=row.get("gender"))
-        recordings.append(Recording(path, int(value in POSITIVE_VALUES), "virufy", file_sha256(path), True, meta))
+        recordings.append(Recording(path, int(value in POSITIVE_VALUES), "virufy", sha256_file(path), True, meta))
     return _finish(recordings, report, only_verified_positives=False)
-
-
-def harmonise_channel(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Band-limit any audio to the 4 kHz telephone band (8 kHz round trip through soxr).
-
-    Telegram audio is wide-band, call-centre audio is 8 kHz telephone audio, and positives are far more common
-    in the call centre: a model that sees bandwidth can learn the channel instead of the disease (trap 1).
-    """
-    x = np.asarray(waveform, dtype=np.float32)
-    if sample_rate <= TELEPHONE_RATE:
-        return x.copy()
-    narrow = soxr.resample(x, sample_rate, TELEPHONE_RATE, quality="VHQ")
-    wide = soxr.resample(narrow, TELEPHONE_RATE, sample_rate, quality="VHQ").astype(np.float32)
-    if wide.shape[0] >= x.shape[0]:
-        return wide[: x.shape[0]]
-    return np.pad(wide, (0, x.shape[0] - wide.shape[0]))
 
 
 def _cache_path(cache_dir: Path, rec: Recording) -> Path:

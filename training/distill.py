@@ -19,10 +19,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from coughkd.features import log_mel
+from training.configurator import parse_overrides
 from training.evaluate import within_source_auc
 from training.losses import Distiller, DistillWeights, source_balanced_weights
 from training.models.students import INPUTS, build_student, count_parameters
-from training.configurator import parse_overrides
 from training.windows import WindowSet, clip_scores, load_run
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------

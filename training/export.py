@@ -9,7 +9,6 @@ front-end spec so that coughkd can refuse a damaged or mismatched model instead 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
@@ -25,6 +24,7 @@ from torch import nn
 
 from coughkd.audio import SAMPLE_RATE
 from coughkd.events import WINDOW_SECONDS
+from coughkd.model import sha256_file
 
 INPUT_NAME = "log_mel"
 OUTPUT_NAMES = ("covid_logit", "cough_logit")
@@ -125,14 +125,6 @@ def quantize_int8(
     xml = Path(out_dir) / VARIANTS["int8"]
     ov.save_model(int8, xml, compress_to_fp16=False)
     return xml, info
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _require(value: dict, keys: tuple[str, ...], field: str) -> None:

@@ -15,9 +15,9 @@ import numpy as np
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.events import detect_events, event_windows
+from coughkd.predict import cough_windows
 from training.configurator import parse_overrides
-from training.data import COVID19_COUGH, SPLITS, decode_all, harmonise_channel, load_covid19_cough, split
+from training.data import COVID19_COUGH, SPLITS, decode_all, load_covid19_cough, split
 from training.synth import generate_non_cough
 from training.windows import NO_LABEL, WindowSet
 
@@ -33,11 +33,9 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def cough_windows(waveform: np.ndarray, max_windows: int) -> np.ndarray:
-    """The windows the runtime would score for this recording (channel harmonised first, see training.data)."""
-    waveform = harmonise_channel(waveform, SAMPLE_RATE)
-    events = detect_events(waveform, SAMPLE_RATE)[:max_windows]
-    return event_windows(waveform, events, SAMPLE_RATE)
+def first_windows(waveform: np.ndarray, max_windows: int) -> np.ndarray:
+    """The first windows the runtime scores for this recording (coughkd.predict.cough_windows)."""
+    return cough_windows(waveform, SAMPLE_RATE)[1][:max_windows]
 
 
 def _stratified_subset(recordings: list, n: int, seed: int) -> list:
@@ -67,7 +65,7 @@ def main(argv: list[str]) -> WindowSet:
     parts: list[WindowSet] = []
     rows = []
     for index, (rec, waveform) in enumerate(tqdm(decoded, desc="cough windows", unit="file")):
-        w = cough_windows(waveform, config["max_windows_per_recording"])
+        w = first_windows(waveform, config["max_windows_per_recording"])
         n = len(w)
         rows.append({"sha256": rec.sha256, "label": rec.label, "source": rec.source, "split": split_of[rec.sha256],
                      "verified": rec.verified, "path": str(rec.path), "windows": n})
@@ -77,7 +75,7 @@ def main(argv: list[str]) -> WindowSet:
     rng = np.random.default_rng(config["seed"])
     generated = generate_non_cough(config["non_cough_clips"], seed=config["seed"], sample_rate=SAMPLE_RATE)
     for kind, waveform in tqdm(generated, desc="non-cough windows", unit="clip"):
-        w = cough_windows(waveform, 2)
+        w = first_windows(waveform, 2)
         n = len(w)
         name = SPLITS[int(rng.choice(3, p=[0.7, 0.15, 0.15]))]
         parts.append(WindowSet(w, np.full(n, -1), np.full(n, name), np.full(n, NO_LABEL),

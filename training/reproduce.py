@@ -22,12 +22,28 @@ import torch
 from coughkd.features import N_MELS, front_end_spec, log_mel
 from training import distill, finetune_teacher, prepare
 from training.configurator import parse_overrides
-from training.evaluate import choose_threshold, evaluate_run, evaluate_scores, markdown_table, operating_point, \
-    within_source_auc, write_report
-from training.export import PARITY_TOLERANCE, export_fp32, long_inputs, parity, quantize_int8, \
-    write_manifest
+from training.evaluate import (
+    choose_threshold,
+    evaluate_run,
+    evaluate_scores,
+    markdown_table,
+    operating_point,
+    within_source_auc,
+    write_report,
+)
+from training.export import (
+    PARITY_TOLERANCE,
+    export_fp32,
+    long_inputs,
+    parity,
+    quantize_int8,
+    write_manifest,
+)
 from training.models.students import build_student
 from training.windows import ClipScores, WindowSet, clip_scores, load_run
+
+# The card's speed section lies between these markers; `python -m training.bench` rewrites it for the model it measured.
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/reproduce"
@@ -122,29 +138,34 @@ def model_card(config: dict, results: dict, summary: dict) -> str:
     cough = s["cough_head"]
     return f"""# Model card: coughkd student ({s['shipped']})
 
-**A research demo, not a medical device.** It was trained on {sum(s['splits'].values())} induced-cough recordings from
-one public data set, negatives carry no laboratory test, and it has not been validated clinically. Do not use it to decide anything about anyone's health.
+**A research demo, not a medical device.** It was trained on {sum(s['splits'].values())} induced-cough recordings
+from one public data set, negatives carry no laboratory test, and it has not been validated clinically. Do not use
+it to decide anything about anyone's health.
 
 ## What it is
 - A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter student ({s['shipped']} family) that takes 16 kHz audio,
-  finds cough events (`coughkd.events`), scores 1 s windows around them on the 64-band log-mel front end
-  (`coughkd.features`, 0-4 kHz), and averages the window logits. Two heads: COVID-19 probability and
-  cough/not-cough probability (the app refuses to give a COVID-19 score for audio that does not sound like a cough).
+  band-limits it to the 4 kHz telephone band, finds cough events (`coughkd.events`), scores 1 s windows around them
+  on the 64-band log-mel front end (`coughkd.features`), and averages the window logits. Two heads: COVID-19
+  probability and cough/not-cough probability (the app gives no COVID-19 score for audio that does not sound like
+  a cough).
 - Shipped as OpenVINO IR, FP32 and INT8 (NNCF post-training quantisation: {s['export']['int8'].get('method', 'n/a')}).
   FP32 IR vs PyTorch max abs difference: {s['export']['fp32_parity_max_abs_diff']:.1e}.
 - Teacher: EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023),
-  fine-tuned here on the training split ({config['teacher_epochs']} epochs, features.0-10 frozen), then distilled
-  (hard labels + tempered teacher targets; the cough head from the teacher's AudioSet Cough/Throat clearing/Sneeze
-  vs Speech/Music tags on the data set's coughs and on {config['non_cough_clips']} generated non-cough clips).
+  fine-tuned here on the training split (features.0-10 frozen, labels balanced within each source, the best of
+  {config['teacher_epochs']} epochs by within-source validation AUC: epoch {s['teacher_best_epoch'] + 1}), then
+  distilled: hard labels + tempered teacher targets + embedding matching; the cough head learns from the teacher's
+  AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the data set's coughs and on
+  {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
 
 ## Data
-- `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio). Exact duplicates were merged and the {s['data']['conflicting_groups']} duplicate groups whose labels
-  disagree were dropped; {s['data']['undecodable']} unusable files were skipped. Kept: {s['data']['counts']}.
+- `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio).
+  Exact duplicates were merged and the {s['data']['conflicting_groups']} duplicate groups whose labels disagree were
+  dropped; {s['data']['undecodable']} unusable files were skipped. Kept: {s['data']['counts']}.
 - Split 70/15/15 grouped by content hash, stratified by source and label, seed {config['seed']}: train / val / test =
   {s['splits']['train']} / {s['splits']['val']} / {s['splits']['test']} recordings.
 - Channel confound: positives are {s['positive_share']} of the kept recordings, so a pooled AUC rewards
-  recognising the channel. The front end stops at 4 kHz (the telephone band) and the teacher's training audio
-  is band-limited to it too. **The within-source AUCs are the headline figures.**
+  recognising the channel. All audio, in training and at run time, is band-limited to the 4 kHz telephone band,
+  and the losses balance the labels within each source. **The within-source AUCs are the headline figures.**
 
 ## Results on the held-out test split (95% bootstrap CI)
 {markdown_table(results)}
@@ -167,8 +188,14 @@ balanced accuracy): {cough['coughs_accepted']:.1%} of {cough['n_coughs']} cough 
 
 ![ROC on the test split](../reports/eval/roc.png) (written by the run; not committed)
 
+## Speed and size
+{BENCH_START}
+Not measured for this model yet: run `python -m training.bench`, which writes its figures here.
+{BENCH_END}
+
 ## Limits of the evidence
-- The test split holds only {s['splits']['test']} recordings, few of them Telegram positives: the confidence intervals are wide.
+- The test split holds only {s['splits']['test']} recordings, few of them Telegram positives: the confidence
+  intervals are wide, and differences of a few hundredths between models are within them.
 - No participant identifiers exist, so the same person may appear in train and test under different recordings.
 - Negatives carry no laboratory test; only some positives are PCR-verified.
 - An independent held-out set (218 recordings) is kept outside this repository for the project's own checks.
@@ -238,6 +265,7 @@ def main(argv: list[str]) -> dict:
 
     summary = {
         "shipped": shipped, "checkpoints": checkpoints, "family_test": family_test, "threshold": threshold,
+        "teacher_best_epoch": teacher_summary["history"]["best_epoch"],
         "export": export_info,
         "cough_head": cough_operating_point(windows, test_scores[shipped][1], "test", cough_threshold),
         "positive_share": positive_share(data_report["counts"]),

@@ -119,7 +119,10 @@ class HFTeacher(Teacher):
 
     def __init__(self, name_or_path: str = "facebook/wav2vec2-base", mode: str = "full", normalize: bool | None = None):
         super().__init__()
-        from transformers import AutoModel, Wav2Vec2FeatureExtractor  # heavy; only HF teachers need it
+        from transformers import (  # heavy; only HF teachers need it
+            AutoModel,
+            Wav2Vec2FeatureExtractor,
+        )
 
         if mode not in ("full", "frozen"):
             raise ValueError(f"mode must be 'full' or 'frozen', not {mode!r}")

@@ -7,11 +7,12 @@ The front end here is the teacher's own input contract; the student's front end 
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from coughkd.model import sha256_file
 
 SAMPLE_RATE = 32000
 N_CLASSES = 527
@@ -185,14 +186,6 @@ class EfficientATMel(nn.Module):
         power = spec.real.square() + spec.imag.square()
         mel = torch.matmul(self.filterbank, power)
         return ((torch.log(mel + 1e-5) + 4.5) / 5.0).unsqueeze(1)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _cached_weights() -> Path:
