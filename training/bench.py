@@ -45,6 +45,7 @@ import numpy as np
 
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
 from coughkd.events import detect_events, event_windows
+from coughkd.predict import cough_windows
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "assets" / "examples"
@@ -217,7 +218,7 @@ def make_clips(durations: Sequence[float], examples: Path = EXAMPLES) -> dict[fl
 def windows_of(waveform: np.ndarray) -> np.ndarray:
     """The 1 s event windows (n, 16000) coughkd scores; the teacher was evaluated on these same windows."""
     audio = load_audio(waveform, SAMPLE_RATE)
-    return event_windows(audio.waveform, detect_events(audio.waveform))
+    return cough_windows(audio.waveform, audio.sample_rate)[1]
 
 
 # ---- the models -------------------------------------------------------------------------------------------------
