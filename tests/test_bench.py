@@ -305,3 +305,17 @@ def test_quick_benchmark_writes_the_whole_report(artefacts: tuple[Path, Path, Pa
     md = (tmp_path / "bench.md").read_text()
     assert "## App throughput" in md and "| student (coughkd) | OpenVINO INT8 |" in md
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def test_quote_replaces_only_the_bench_section(tmp_path: Path) -> None:
+    from training.bench import quote
+    from training.reproduce import BENCH_END, BENCH_START
+
+    doc = tmp_path / "README.md"
+    doc.write_text(f"# Title\n\n{BENCH_START}\nold figures\n{BENCH_END}\n\nrest\n")
+    assert quote(doc, "new figures")
+    assert quote(doc, "newer figures")
+    assert doc.read_text() == f"# Title\n\n{BENCH_START}\nnewer figures\n{BENCH_END}\n\nrest\n"
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    assert not quote(plain, "x") and plain.read_text() == "no markers\n"

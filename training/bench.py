@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shlex
 import socket
@@ -581,9 +582,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+READY = re.compile(r"ready ([0-9.]+) s after imports")
+
+
 @contextlib.contextmanager
-def serve_app(model_dir: Path, log_file: Path, timeout_s: float = 180.0) -> Iterator[str]:
-    """`python app.py` on a free local port; yields its URL once it answers, stops it afterwards."""
+def serve_app(model_dir: Path, log_file: Path, timeout_s: float = 180.0) -> Iterator[tuple[str, float | None]]:
+    """`python app.py` on a free local port; once it answers, yields its URL and the start-up time app.py reported
+    (from the end of its imports to serving), and stops it afterwards."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -603,7 +608,8 @@ def serve_app(model_dir: Path, log_file: Path, timeout_s: float = 180.0) -> Iter
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"app.py did not answer on {url} within {timeout_s:.0f} s; see {log_file}")
                     time.sleep(0.5)
-            yield url
+            ready = READY.search(log_file.read_text())
+            yield url, float(ready.group(1)) if ready else None
         finally:
             process.terminate()
             try:
@@ -618,7 +624,7 @@ def app_throughput(model_dir: Path, config: BenchConfig, log_file: Path) -> dict
     from gradio_client import Client, handle_file
 
     clips = app_clips(model_dir, max(config.app_clients))
-    with serve_app(model_dir, log_file) as url:
+    with serve_app(model_dir, log_file) as (url, ready_s):
         def make_caller() -> Callable[[str], Any]:
             client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
             return lambda path: client.predict(handle_file(path), api_name="/predict")
@@ -627,7 +633,7 @@ def app_throughput(model_dir: Path, config: BenchConfig, log_file: Path) -> dict
         for expected in clips[:2]:
             warm(expected.path)
         levels = [drive(make_caller, clips, n, max(2, -(-config.app_requests // n))) for n in config.app_clients]
-    return {"url": url, "clips": [asdict(c) for c in clips], "levels": levels}
+    return {"url": url, "ready_after_imports_s": ready_s, "clips": [asdict(c) for c in clips], "levels": levels}
 
 
 # ---- machine, report, plot --------------------------------------------------------------------------------------
@@ -738,6 +744,9 @@ def render_markdown(report: dict) -> str:
     if h["app_max_clients"]:
         lines.append(f"- The app answered every request correctly at up to {h['app_max_clients']} concurrent clients: "
                      f"{'yes' if h['app_all_correct'] else '**NO**'}.")
+    ready_s = report.get("app", {}).get("ready_after_imports_s")
+    if ready_s is not None:
+        lines.append(f"- `python app.py` was ready to serve {ready_s:.1f} s after its imports (as it reports itself).")
     lines += ["", f"## Speed and quality ({clip:g} s clip, {all_cores} threads)", "",
               "| model | runtime | parameters | model file | peak RSS | median ms | p90 ms | RTF | vs student INT8 "
               "| within-source AUC | pooled AUC [95% CI] |",
@@ -803,7 +812,22 @@ def snippet(report: dict) -> str:
         text += (f" The demo app served {level['clients']} concurrent clients at {level['requests_per_s']:.1f} "
                  f"requests/s (p99 {level['p99_ms']:.0f} ms), "
                  f"{'every answer correct' if level['all_correct'] else 'with WRONG answers'}.")
+    ready_s = report.get("app", {}).get("ready_after_imports_s")
+    if ready_s is not None:
+        text += f" `python app.py` was ready to serve {ready_s:.1f} s after its imports."
     return f"{text}\nMeasured with `{report['command']}` ({report['date']}); full tables in reports/bench.md."
+
+
+def quote(path: Path, text: str) -> bool:
+    """Put `text` between the bench markers of a document (README, model card); False if it has none."""
+    from training.reproduce import BENCH_END, BENCH_START
+
+    document = path.read_text()
+    start, end = document.find(BENCH_START), document.find(BENCH_END)
+    if start < 0 or end < start:
+        return False
+    path.write_text(document[:start + len(BENCH_START)] + "\n" + text + "\n" + document[end:])
+    return True
 
 
 def plot(report: dict, path: Path) -> Path:
@@ -937,6 +961,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     parser.add_argument("--eval-report", type=Path, default=Path("reports/eval/report.json"))
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--quick", action="store_true", help="tiny configuration for tests (not a benchmark)")
+    parser.add_argument("--quote", type=Path, nargs="*", default=[Path("README.md"), Path("assets/MODEL_CARD.md")],
+                        help="documents whose bench section gets the summary (not with --quick)")
     parser.add_argument("--measure-rss", metavar="MODEL", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--wav2vec2-ir", type=Path, help=argparse.SUPPRESS)
@@ -949,8 +975,10 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     command = shlex.join(["python", "-m", "training.bench", *(sys.argv[1:] if argv is None else argv)])
     report = run(paths, config, args.quick, command)
     print(render_markdown(report))
-    print("---- for README.md (performance) and assets/MODEL_CARD.md ----")
-    print(snippet(report))
+    if not args.quick:
+        for document in args.quote:
+            written = quote(document, snippet(report))
+            print(f"{'quoted in' if written else 'no bench markers in'} {document}")
     return report
 
 
