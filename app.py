@@ -215,7 +215,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bo
            block: bool = True) -> str:
     """Serve with the upload limit; `block=False` returns at once (tests close the demo themselves). Returns the URL."""
     _, url, _ = demo.launch(server_name=host, server_port=port or free_port(host), share=share, inbrowser=browser,
-                            max_file_size=MAX_FILE_SIZE, prevent_thread_lock=not block, quiet=not block)
+                            max_file_size=MAX_FILE_SIZE, prevent_thread_lock=not block)
     return url
 
 
@@ -247,9 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     demo = build_demo(model, share=args.share)
-    url = launch(demo, args.host, args.port, args.share, args.browser, block=False)
-    print(f"coughkd app serving on {url} (ready {time.perf_counter() - IMPORTED:.1f} s after imports); "
-          "Ctrl+C stops it", flush=True)
+    launch(demo, args.host, args.port, args.share, args.browser, block=False)
+    print(f"coughkd: ready {time.perf_counter() - IMPORTED:.1f} s after imports; Ctrl+C stops it", flush=True)
     demo.block_thread()
     return 0
 
