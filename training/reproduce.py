@@ -98,6 +98,7 @@ def export_student(checkpoint: dict, windows: WindowSet, out: Path, config: dict
     rng = np.random.default_rng(config["seed"])
     picked = rng.choice(train_coughs, min(config["calibration_windows"], len(train_coughs)), replace=False)
     calibration = log_mel(windows.waveforms[np.sort(picked)])
+    np.save(Path(config["run_dir"]) / "calibration.npy", calibration)  # lets `python -m training.export` redo this
     fp32_xml = export_fp32(model, out, N_MELS)
     diff = parity(model, fp32_xml, long_inputs(calibration))
     print(f"FP32 IR vs torch: max abs diff {diff:.2e} (tolerance {PARITY_TOLERANCE:.0e})")
@@ -262,6 +263,8 @@ def main(argv: list[str]) -> dict:
     test_metrics = {name: {"per_source_auc": {s: g["auc"] for s, g in r["per_source"].items()},
                            "pooled_auc": r["pooled"]["auc"]} for name, r in results.items()}
     write_manifest(out, metrics={"export": export_info, "test": test_metrics}, **manifest_fields)
+    saved = {k: manifest_fields[k] for k in ("threshold", "operating_point", "teacher", "data")}
+    (run / "metrics.json").write_text(json.dumps({**saved, "metrics": test_metrics}, indent=1))
 
     summary = {
         "shipped": shipped, "checkpoints": checkpoints, "family_test": family_test, "threshold": threshold,
