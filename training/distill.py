@@ -3,9 +3,9 @@
     python -m training.distill --run_dir=runs/latest --family=cnn
     accelerate launch -m training.distill --run_dir=runs/latest --family=wav2vec
 
-Reads the windows from ``prepare`` and the teacher outputs cached by ``teacher``, trains one student family
-with hard labels + tempered teacher targets (+ optional embedding matching), keeps the epoch with the best
-mean within-source validation AUC, and writes ``student_<family>.pt`` and its per-recording scores.
+Reads the windows from ``prepare`` and the teacher outputs cached by ``finetune_teacher``, trains one student family
+with hard labels + tempered teacher targets + embedding matching (weights below), keeps the epoch with the best
+mean within-source validation AUC, and writes the checkpoint ``student_<family>.pt``.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
@@ -143,6 +143,8 @@ def main(argv: list[str]) -> dict:
     run = Path(config["run_dir"])
     windows, teacher = load_run(run)
     checkpoint = train_student(windows, teacher, config)
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process writes the checkpoint
+        return checkpoint
     out = run / f"student_{config['family']}.pt"
     torch.save(checkpoint, out)
     print(f"{config['family']}: {checkpoint['parameters']:,} parameters, best val within-source AUC "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from tqdm import tqdm
 
 from training.configurator import parse_overrides
@@ -86,6 +87,8 @@ def main(argv: list[str]) -> dict:
                         windows.covid_label[val], epochs=config["epochs"], lr=config["learning_rate"],
                         batch_size=config["batch_size"], val_score=val_score,
                         train_weights=source_balanced_weights(windows.source[train], windows.covid_label[train]))
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process caches and writes
+        return {"teacher": config["teacher"], "history": history}
     outputs = teacher_outputs(model, windows.waveforms)
     np.savez(run / "teacher_cache.npz", covid_logit=outputs["covid_logit"], embedding=outputs["embedding"],
              cough_target=cough_target(windows, outputs, config["tag_weight"]))
