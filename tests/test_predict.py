@@ -139,3 +139,15 @@ def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "clean"
+
+
+def test_shipped_cough_head_tells_the_bundled_examples_apart() -> None:
+    """The cough head of the shipped model, on the app's own examples: coughs pass, synthesised speech does not."""
+    if not (MODEL_DIR / "manifest.json").exists():
+        pytest.skip("no shipped model in assets/model")
+    examples = MODEL_DIR.parent / "examples"
+    model = coughkd.load()
+    for clip in sorted(examples.glob("cough_*.mp3")):
+        assert model.predict(clip).is_cough, clip.name
+    speech = model.predict(examples / "speech_not_cough.mp3")
+    assert not speech.is_cough, speech.cough_probability
