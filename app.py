@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from matplotlib.figure import Figure
 
 import coughkd
 from coughkd import AudioError, ModelError, Prediction
-from coughkd.audio import load_audio
+from coughkd.audio import Audio, load_audio
 from coughkd.features import HOP_LENGTH, N_MELS, log_mel
 
 IMPORTED = time.perf_counter()  # start-up is measured from here: imports are the interpreter's cost, not ours
@@ -58,18 +59,28 @@ def result_json(prediction: Prediction, filename: str) -> dict[str, Any]:
     return {"filename": filename, **prediction.to_json()}
 
 
-def analyse(model: coughkd.CoughModel, path: str | None) -> tuple[dict[str, Any], Prediction | None]:
+@dataclass
+class Analysis:
+    """What the drawing step needs from the scoring step: the decision and the decoded audio behind it, so the
+    upload is decoded once."""
+
+    prediction: Prediction
+    audio: Audio
+
+
+def analyse(model: coughkd.CoughModel, path: str | None) -> tuple[dict[str, Any], Analysis | None]:
     """Score one clip; unusable input becomes {"error": message} so neither the UI nor the API ever crashes."""
     if not path:
         return {"error": NO_AUDIO}, None
     try:
-        prediction = model.predict(path)
+        audio = load_audio(path)
+        prediction = model.predict(audio)
     except AudioError as err:
         return {"error": str(err)}, None
     except Exception as err:  # noqa: BLE001 - the UI boundary: any failure must reach the user as a message
         log.exception("prediction failed for %s", path)
         return {"error": f"Could not analyse this audio ({type(err).__name__}: {err})."}, None
-    return result_json(prediction, Path(path).name), prediction
+    return result_json(prediction, Path(path).name), Analysis(prediction, audio)
 
 
 def verdict_markdown(prediction: Prediction, operating_point: dict[str, Any]) -> str:
@@ -114,9 +125,8 @@ def envelope(waveform: np.ndarray, columns: int = PLOT_POINTS) -> tuple[np.ndarr
     return centres, usable.min(axis=1), usable.max(axis=1)
 
 
-def figure(path: str, prediction: Prediction) -> Figure:
+def figure(audio: Audio, prediction: Prediction) -> Figure:
     """Waveform and log-mel spectrogram (the model's own front end) with each scored event shaded and labelled."""
-    audio = load_audio(path)
     sr = audio.sample_rate
     spectrogram = log_mel(audio.waveform)
     fig = Figure(figsize=(10, 5), layout="constrained")
@@ -150,16 +160,16 @@ def figure(path: str, prediction: Prediction) -> Figure:
     return fig
 
 
-def render(path: str | None, result: dict[str, Any], prediction: Prediction | None,
+def render(result: dict[str, Any], analysis: Analysis | None,
            operating_point: dict[str, Any]) -> tuple[str, Figure | None]:
     """The UI's view of one analysis: verdict text and figure, or the error message and no figure."""
-    if prediction is None:
+    if analysis is None:
         return error_markdown(result.get("error", NO_AUDIO)), None
-    verdict = verdict_markdown(prediction, operating_point)
+    verdict = verdict_markdown(analysis.prediction, operating_point)
     try:
-        return verdict, figure(path, prediction)
+        return verdict, figure(analysis.audio, analysis.prediction)
     except Exception:  # noqa: BLE001 - a failed drawing must not hide the verdict
-        log.exception("figure failed for %s", path)
+        log.exception("figure failed for %s", result.get("filename"))
         return verdict, None
 
 
@@ -170,12 +180,11 @@ def build_demo(model: coughkd.CoughModel, share: bool = False) -> gr.Blocks:
     """
     operating_point = model.manifest["operating_point"]
 
-    def predict_endpoint(path: str | None) -> tuple[dict[str, Any], Prediction | None]:
+    def predict_endpoint(path: str | None) -> tuple[dict[str, Any], Analysis | None]:
         return analyse(model, path)
 
-    def render_endpoint(path: str | None, result: dict[str, Any],
-                        prediction: Prediction | None) -> tuple[str, Figure | None]:
-        return render(path, result, prediction, operating_point)
+    def render_endpoint(result: dict[str, Any], analysis: Analysis | None) -> tuple[str, Figure | None]:
+        return render(result, analysis, operating_point)
 
     examples = sorted(EXAMPLES_DIR.glob("*.mp3"))
     with gr.Blocks(title="coughkd — cough COVID-19 screening demo", analytics_enabled=False,
@@ -196,9 +205,9 @@ def build_demo(model: coughkd.CoughModel, share: bool = False) -> gr.Blocks:
                                elem_id="result-plot")
                 with gr.Accordion("API result (JSON)", open=False):
                     result = gr.JSON(label="result")
-        prediction_state = gr.State()
-        scored = button.click(predict_endpoint, inputs=audio, outputs=[result, prediction_state], api_name="predict")
-        scored.then(render_endpoint, inputs=[audio, result, prediction_state], outputs=[verdict, plot],
+        analysis_state = gr.State()
+        scored = button.click(predict_endpoint, inputs=audio, outputs=[result, analysis_state], api_name="predict")
+        scored.then(render_endpoint, inputs=[result, analysis_state], outputs=[verdict, plot],
                     api_visibility="private")
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
     return demo

@@ -10,6 +10,7 @@ import soundfile as sf
 import app
 import coughkd
 from coughkd import EventScore, Prediction
+from coughkd.audio import Audio, load_audio
 from tests.model_fixture import make_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +37,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> coughkd.CoughModel:
 
 def handle(model: coughkd.CoughModel, path: str | Path | None) -> tuple[dict, str, object]:
     """What one press of Analyse does: the API step, then the rendering step."""
-    result, prediction = app.analyse(model, None if path is None else str(path))
-    verdict, fig = app.render(None if path is None else str(path), result, prediction, OPERATING_POINT)
+    result, analysis = app.analyse(model, None if path is None else str(path))
+    verdict, fig = app.render(result, analysis, OPERATING_POINT)
     return result, verdict, fig
 
 
@@ -141,11 +142,11 @@ def test_bad_input_gives_a_clear_message(model: coughkd.CoughModel, tmp_path: Pa
 
 def test_unexpected_failure_becomes_a_message(tmp_path: Path) -> None:
     class Broken:
-        def predict(self, path: str) -> Prediction:
+        def predict(self, audio: Audio) -> Prediction:
             raise RuntimeError("inference device lost")
 
-    result, prediction = app.analyse(Broken(), str(TELEGRAM))
-    assert prediction is None and "RuntimeError: inference device lost" in result["error"]
+    result, analysis = app.analyse(Broken(), str(TELEGRAM))
+    assert analysis is None and "RuntimeError: inference device lost" in result["error"]
 
 
 def _prediction(is_cough: bool, covid: float = 0.7, threshold: float = 0.5,
@@ -175,10 +176,10 @@ def test_verdict_for_a_non_cough_shows_no_covid_score() -> None:
 def test_figure_labels_each_event(tmp_path: Path) -> None:
     path = tmp_path / "c.wav"
     sf.write(path, coughs(), 16000)
-    fig = app.figure(str(path), _prediction(True, covid=0.61))
+    fig = app.figure(load_audio(str(path)), _prediction(True, covid=0.61))
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert labels == ["61%"] and "COVID-19 score" in fig.axes[0].get_title()
-    fig = app.figure(str(path), _prediction(False))
+    fig = app.figure(load_audio(str(path)), _prediction(False))
     assert [t.get_text() for t in fig.axes[0].texts] == ["10%"] and "cough score" in fig.axes[0].get_title()
 
 
@@ -187,7 +188,7 @@ def test_figure_of_many_events_stays_unlabelled(tmp_path: Path) -> None:
     sf.write(path, coughs(), 16000)
     prediction = _prediction(True)
     prediction.events = [EventScore(0.01 * i, 0.01 * i + 0.005, 0.5, 0.9) for i in range(app.MAX_LABELLED_EVENTS + 1)]
-    fig = app.figure(str(path), prediction)
+    fig = app.figure(load_audio(str(path)), prediction)
     assert not fig.axes[0].texts and "in the API result" in fig.axes[0].get_title()
 
 
