@@ -45,10 +45,15 @@ def _predict_all(model: CoughModel, files: list[str], as_json: bool) -> int:
 
 
 def _describe(path: str, p: Prediction) -> str:
-    verdict = "POSITIVE" if p.covid_positive else "negative"
-    lines = [f"{path}: COVID-19 {verdict} (probability {p.covid_probability:.2f}, threshold {p.threshold:.2f}); "
-             f"{'cough' if p.is_cough else 'no clear cough'} (probability {p.cough_probability:.2f}); "
-             f"{len(p.events)} event{'s' if len(p.events) != 1 else ''} in {p.duration_s:.1f} s; "
+    """One line per input, then its events. No COVID-19 verdict for audio that does not sound like a cough, as in
+    the app: the score means nothing there (the JSON output still carries every number)."""
+    if p.is_cough:
+        verdict = "POSITIVE" if p.covid_positive else "negative"
+        head = (f"COVID-19 {verdict} (probability {p.covid_probability:.2f}, threshold {p.threshold:.2f}); "
+                f"cough (probability {p.cough_probability:.2f})")
+    else:
+        head = f"does not sound like a cough (cough probability {p.cough_probability:.2f}); no COVID-19 verdict"
+    lines = [f"{path}: {head}; {len(p.events)} event{'s' if len(p.events) != 1 else ''} in {p.duration_s:.1f} s; "
              f"{p.latency_ms:.0f} ms, model {p.model}"]
     lines += [f"  {e.start_s:6.2f}-{e.end_s:6.2f} s  covid {e.covid_probability:.2f}  cough {e.cough_probability:.2f}"
               for e in p.events]

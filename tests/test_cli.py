@@ -11,7 +11,9 @@ import pytest
 import soundfile as sf
 from model_fixture import make_model_dir
 
+from coughkd.cli import _describe
 from coughkd.model import MODEL_DIR
+from coughkd.predict import EventScore, Prediction
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"path", "covid_probability", "cough_probability", "is_cough", "events", "latency_ms", "model"}
@@ -65,8 +67,22 @@ def test_all_good_exits_zero(model_dir: Path, recordings: dict[str, Path]) -> No
 def test_human_readable(model_dir: Path, recordings: dict[str, Path]) -> None:
     result = cli("--model", str(model_dir), str(recordings["good"]), str(recordings["bad"]))
     assert result.returncode == 1
-    assert f"{recordings['good']}: COVID-19 " in result.stdout and "2 events in 3.0 s" in result.stdout
+    assert f"{recordings['good']}: " in result.stdout and "2 events in 3.0 s" in result.stdout
     assert f"{recordings['bad']}: error: notes.wav: not a readable audio file" in result.stdout
+
+
+@pytest.mark.parametrize("is_cough", [True, False])
+def test_human_line_gives_a_verdict_only_for_coughs(is_cough: bool) -> None:
+    p = Prediction(covid_probability=0.8, cough_probability=0.9 if is_cough else 0.1, is_cough=is_cough,
+                   covid_positive=True, threshold=0.6, events=[EventScore(0.5, 0.8, 0.8, 0.9)], latency_ms=3.0,
+                   model="m", duration_s=2.0)
+    line = _describe("x.wav", p).splitlines()[0]
+    if is_cough:
+        assert line.startswith("x.wav: COVID-19 POSITIVE (probability 0.80, threshold 0.60); cough (probability 0.90)")
+    else:
+        assert line.startswith("x.wav: does not sound like a cough (cough probability 0.10); no COVID-19 verdict")
+        assert "POSITIVE" not in line
+    assert "1 event in 2.0 s" in line
 
 
 def test_unusable_model(tmp_path: Path, recordings: dict[str, Path]) -> None:
