@@ -1,4 +1,4 @@
-"""Find the coughs in a recording and cut a fixed window around each: the unit the student is trained and scored on.
+"""Find the coughs in a recording and where the window that shows each one is centred.
 
 Energy-based on purpose: it is cheap, needs no model, and behaves the same on 8 kHz and 48 kHz recordings because
 it runs on the 16 kHz waveform that `load_audio` produces.
@@ -80,29 +80,25 @@ def detect_events(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[
     return [Event(round(float(start), 4), round(float(min(start + WINDOW_SECONDS, duration)), 4))]
 
 
-def event_windows(waveform: np.ndarray, events: list[Event], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """(n_events, WINDOW_SECONDS * sample_rate) float32 windows, zero padded past the ends of the recording.
+def event_centres(waveform: np.ndarray, events: list[Event], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(n_events,) sample index at the centre of the WINDOW_SECONDS window that represents each event.
 
     A window is centred on its event; an event longer than the window gets the window around its loudest frame,
     where the explosive phase of a cough is.
     """
     x = np.asarray(waveform, dtype=np.float32)
     length = int(round(WINDOW_SECONDS * sample_rate))
-    windows = np.zeros((len(events), length), dtype=np.float32)
-    for row, event in zip(windows, events):
+    centres = np.zeros(len(events), dtype=np.int64)
+    for i, event in enumerate(events):
         start, end = int(round(event.start_s * sample_rate)), int(round(event.end_s * sample_rate))
         if end - start <= length:
-            centre = (start + end) // 2
-        else:
-            energy = frame_energy_db(x[start:end], sample_rate)
-            frame, hop = _frame_hop(sample_rate)
-            centre = start + int(np.argmax(energy)) * hop + frame // 2
-            centre = min(max(centre, start + length // 2), end - length // 2)
-        first = centre - length // 2
-        source = x[max(first, 0): first + length]
-        offset = max(-first, 0)
-        row[offset: offset + source.size] = source
-    return windows
+            centres[i] = (start + end) // 2
+            continue
+        energy = frame_energy_db(x[start:end], sample_rate)
+        frame, hop = _frame_hop(sample_rate)
+        centre = start + int(np.argmax(energy)) * hop + frame // 2
+        centres[i] = min(max(centre, start + length // 2), end - length // 2)
+    return centres
 
 
 def _frame_hop(sample_rate: int) -> tuple[int, int]:

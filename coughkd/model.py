@@ -24,6 +24,8 @@ INPUT = "log_mel"
 OUTPUTS = ("covid_logit", "cough_logit")
 # The thresholds were chosen on f32 scores; the CPU's default bf16 would move scores that sit near them.
 DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+# What the COVID-19 head was trained on: the log-mel of the whole recording (the cough head reads event windows).
+COVID_INPUT = "whole clip"
 
 
 class ModelError(RuntimeError):
@@ -70,6 +72,15 @@ def _check_input(spec: dict[str, Any], path: Path) -> None:
     if spec.get("sample_rate") != SAMPLE_RATE or spec.get("window_seconds") != WINDOW_SECONDS:
         raise ModelError(f"{path}: the model expects {spec.get('sample_rate')} Hz windows of "
                          f"{spec.get('window_seconds')} s; this runtime makes {SAMPLE_RATE} Hz, {WINDOW_SECONDS} s")
+    if spec.get("covid_input") != COVID_INPUT:
+        raise ModelError(f"{path}: the model's COVID-19 head was trained on {spec.get('covid_input') or '1 s windows'}"
+                         f"; this runtime gives it the {COVID_INPUT} (rebuild the model with this version)")
+
+
+def input_spec() -> dict[str, Any]:
+    """The manifest's "input" section for a model this runtime can score correctly."""
+    return {"sample_rate": SAMPLE_RATE, "window_seconds": WINDOW_SECONDS, "covid_input": COVID_INPUT,
+            "front_end": front_end_spec()}
 
 
 class StudentRuntime:

@@ -16,7 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coughkd.features import N_MELS, front_end_spec  # noqa: E402
+from coughkd.features import N_MELS  # noqa: E402
+from coughkd.model import input_spec  # noqa: E402
 
 VARIANTS = {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
 
@@ -77,7 +78,7 @@ def make_model_dir(path: Path, seed: int = 0) -> Path:
         "command": "tests/model_fixture.py make_model_dir",
         "files": files,
         "variants": VARIANTS,
-        "input": {"sample_rate": 16000, "window_seconds": 1.0, "front_end": front_end_spec()},
+        "input": input_spec(),
         "outputs": ["covid_logit", "cough_logit"],
         "threshold": {"covid": 0.5, "cough": 0.5},
         "operating_point": {"sensitivity": 0.0, "specificity": 0.0, "source": "validation"},

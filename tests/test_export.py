@@ -158,7 +158,8 @@ def test_manifest_lets_the_runtime_verify_the_folder(shipped: tuple[Path, dict])
     for name, digest in manifest["files"].items():
         assert sha256_file(out / name) == digest
     assert manifest["variants"] == {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
-    assert manifest["input"] == {"sample_rate": 16000, "window_seconds": 1.0, "front_end": front_end_spec()}
+    assert manifest["input"] == {"sample_rate": 16000, "window_seconds": 1.0, "covid_input": "whole clip",
+                                 "front_end": front_end_spec()}
     assert manifest["outputs"] == ["covid_logit", "cough_logit"]
     assert set(manifest["threshold"]) == {"covid", "cough"}
     assert manifest["operating_point"]["source"] == "validation"

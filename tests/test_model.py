@@ -13,10 +13,9 @@ import pytest
 from model_fixture import make_model_dir, reference_logits
 
 from coughkd.audio import load_audio
-from coughkd.events import detect_events, event_windows
 from coughkd.features import log_mel
 from coughkd.model import MODEL_DIR, ModelError, StudentRuntime, read_manifest
-from coughkd.predict import sigmoid
+from coughkd.predict import WINDOW_FRAMES, clip_features, sigmoid
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 SHIPPED = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no trained model in assets/model")
@@ -134,6 +133,12 @@ def test_window_mismatch(copy_dir: Path) -> None:
         StudentRuntime(copy_dir)
 
 
+def test_model_built_for_window_scores_is_refused(copy_dir: Path) -> None:
+    edit_manifest(copy_dir, lambda m: m["input"].pop("covid_input"))
+    with pytest.raises(ModelError, match="trained on 1 s windows; this runtime gives it the whole clip"):
+        StudentRuntime(copy_dir)
+
+
 def test_unknown_variant(model_dir: Path) -> None:
     with pytest.raises(ModelError, match="variant 'fp16' is not in this model; it has fp32, int8"):
         StudentRuntime(model_dir, variant="fp16")
@@ -167,11 +172,8 @@ def test_shipped_model_verifies_and_variants_agree(cough_data: Path) -> None:
     assert set(fp32.manifest["outputs"]) == {"covid_logit", "cough_logit"}
     assert 0.0 < fp32.thresholds["covid"] < 1.0
     names = sorted(p.name for p in (cough_data / "raw").glob("*.mp3") if p.stat().st_size > 1000)[:8]
-    batch = []
-    for name in names:
-        audio = load_audio(cough_data / "raw" / name)
-        batch.append(event_windows(audio.waveform, detect_events(audio.waveform)))
-    feats = log_mel(np.concatenate(batch))
+    windows = [clip_features(load_audio(cough_data / "raw" / name).waveform).windows for name in names]
+    feats = np.concatenate([w for w in windows if w.shape[-1] == WINDOW_FRAMES])
     (covid32, cough32), (covid8, cough8) = fp32.run(feats), int8.run(feats)
     assert np.isfinite(covid32).all() and np.isfinite(cough32).all()
     assert np.abs(sigmoid(covid32) - sigmoid(covid8)).max() < 0.15

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_fixture import make_model_dir
+from model_fixture import make_model_dir, reference_logits
 
 import coughkd
 from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
-from coughkd.events import detect_events
+from coughkd.features import HOP_LENGTH, N_MELS
 from coughkd.model import MODEL_DIR
-from coughkd.predict import aggregate, sigmoid
+from coughkd.predict import WINDOW_FRAMES, aggregate, centred_slices, chunks, clip_features, sigmoid
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 REPO = Path(__file__).resolve().parents[1]
@@ -61,10 +61,46 @@ def test_prediction_is_consistent(model: CoughModel) -> None:
     assert p.covid_positive == (p.covid_probability >= p.threshold) and p.threshold == 0.5
     assert p.is_cough == (p.cough_probability >= 0.5)
     assert p.cough_probability == pytest.approx(max(e.cough_probability for e in p.events))
-    logits = [np.log(e.covid_probability / (1 - e.covid_probability)) for e in p.events]
-    assert p.covid_probability == pytest.approx(float(sigmoid(np.mean(logits))), abs=1e-6)
-    detected = detect_events(load_audio(coughs(6.0)).waveform)
-    assert [(e.start_s, e.end_s) for e in p.events] == [(e.start_s, e.end_s) for e in detected]
+    features = clip_features(load_audio(coughs(6.0)).waveform)
+    clip_covid, _ = reference_logits(features.log_mel[None])
+    assert p.covid_probability == pytest.approx(float(sigmoid(clip_covid[0])), abs=1e-5)
+    event_covid, event_cough = reference_logits(features.windows)
+    np.testing.assert_allclose([e.covid_probability for e in p.events], sigmoid(event_covid), atol=1e-5)
+    np.testing.assert_allclose([e.cough_probability for e in p.events], sigmoid(event_cough), atol=1e-5)
+    assert [(e.start_s, e.end_s) for e in p.events] == [(e.start_s, e.end_s) for e in features.events]
+
+
+def test_event_windows_are_slices_of_the_clip_log_mel() -> None:
+    features = clip_features(coughs(6.0))
+    assert features.windows.shape == (len(features.events), N_MELS, WINDOW_FRAMES)
+    for window, centre in zip(features.windows, features.centres // HOP_LENGTH):
+        start = min(max(centre - WINDOW_FRAMES // 2, 0), features.log_mel.shape[-1] - WINDOW_FRAMES)
+        np.testing.assert_array_equal(window, features.log_mel[:, start:start + WINDOW_FRAMES])
+    short = clip_features(coughs(0.5))
+    assert short.windows.shape == (1, N_MELS, short.log_mel.shape[-1])  # a clip under 1 s is its own window
+
+
+def test_centred_slices_stay_inside() -> None:
+    x = np.arange(10)
+    assert centred_slices(x, np.array([0, 5, 9]), 4).tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    assert centred_slices(x, np.array([5]), 20).tolist() == [list(range(10))]
+    assert centred_slices(x, np.array([], dtype=int), 4).shape == (0, 4)
+
+
+def test_chunks_cover_the_clip_without_a_short_tail() -> None:
+    sizes = [c.shape[-1] for c in chunks(np.zeros((2, 7001)))]
+    assert sizes == [3000, 4001]  # 30 s pieces at 100 frames/s; the 10 ms tail joins the last piece
+    assert [c.shape[-1] for c in chunks(np.zeros((2, 8000)))] == [3000, 3000, 2000]
+    assert [c.shape[-1] for c in chunks(np.zeros((2, 120)))] == [120]
+
+
+def test_long_recording_is_scored_in_chunks(model: CoughModel) -> None:
+    x = coughs(70.0)
+    features = clip_features(load_audio(x).waveform)
+    pieces = chunks(features.log_mel)
+    assert len(pieces) == 2
+    expected = np.mean([reference_logits(piece[None])[0][0] for piece in pieces])
+    assert model.predict(x).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
 
 
 def test_to_json(model: CoughModel) -> None:
@@ -116,7 +152,7 @@ def test_dataset_recording(model: CoughModel, cough_data: Path) -> None:
 def test_aggregate() -> None:
     assert aggregate(np.array([1.0, -3.0, 5.0])) == pytest.approx(1.0)
     assert isinstance(aggregate([0.5]), float)
-    with pytest.raises(ValueError, match="zero events"):
+    with pytest.raises(ValueError, match="zero logits"):
         aggregate(np.array([]))
 
 

@@ -22,9 +22,7 @@ import openvino as ov
 import torch
 from torch import nn
 
-from coughkd.audio import SAMPLE_RATE
-from coughkd.events import WINDOW_SECONDS
-from coughkd.model import sha256_file
+from coughkd.model import input_spec, sha256_file
 
 INPUT_NAME = "log_mel"
 OUTPUT_NAMES = ("covid_logit", "cough_logit")
@@ -167,7 +165,7 @@ def write_manifest(
         "command": command,
         "files": files,
         "variants": dict(VARIANTS),
-        "input": {"sample_rate": SAMPLE_RATE, "window_seconds": WINDOW_SECONDS, "front_end": front_end},
+        "input": {**input_spec(), "front_end": front_end},
         "outputs": list(OUTPUT_NAMES),
         "threshold": threshold,
         "operating_point": operating_point,
