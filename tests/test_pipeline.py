@@ -10,7 +10,7 @@ import pytest
 
 import coughkd
 from training.configurator import parse_overrides
-from training.windows import WindowSet, clip_scores
+from training.clips import ClipSet, clip_scores
 
 
 def test_overrides_are_typed_and_checked() -> None:
@@ -22,16 +22,33 @@ def test_overrides_are_typed_and_checked() -> None:
             parse_overrides(defaults, bad)
 
 
-def test_clip_scores_aggregate_windows_per_recording_like_the_runtime() -> None:
-    n = 5
-    windows = WindowSet(np.zeros((n, 16000), np.float32), np.array([0, 0, 1, -1, 1]),
-                        np.array(["val"] * n), np.array([1, 1, 0, -1, 0]),
-                        np.array(["a", "a", "b", "generated:tone", "b"]), np.array([1, 1, 1, 0, 1], np.int8))
-    clips = clip_scores(windows, np.array([1.0, 3.0, -2.0, 9.0, 0.0]))
-    assert clips.recording.tolist() == [0, 1]
-    assert clips.label.tolist() == [1, 0]
-    assert clips.source.tolist() == ["a", "b"]
-    np.testing.assert_allclose(clips.probability, 1 / (1 + np.exp(-np.array([2.0, -1.0]))))
+def _clips() -> ClipSet:
+    waveforms = [np.full(n, v, np.float32) for n, v in ((3, 0.1), (5, 0.2), (2, 0.3), (4, 0.4))]
+    return ClipSet.build(waveforms, recording=np.array([0, 1, -1, 2]), split=np.array(["val", "val", "val", "test"]),
+                         covid_label=np.array([1, 0, -1, 0]), source=np.array(["a", "b", "generated:tone", "b"]),
+                         is_cough=np.array([1, 1, 0, 1], np.int8))
+
+
+def test_clip_set_keeps_each_clip_whole_through_subset_and_save(tmp_path: Path) -> None:
+    clips = _clips()
+    assert [len(clips.waveform(i)) for i in range(len(clips))] == [3, 5, 2, 4]
+    part = clips.subset(np.array([False, True, False, True]))
+    assert part.recording.tolist() == [1, 2]
+    np.testing.assert_array_equal(part.waveform(1), np.full(4, 0.4, np.float32))
+    clips.save(tmp_path / "clips.npz")
+    loaded = ClipSet.load(tmp_path / "clips.npz")
+    np.testing.assert_array_equal(loaded.waveform(2), clips.waveform(2))
+    assert loaded.source.tolist() == clips.source.tolist()
+    both = ClipSet.concatenate([part, clips])
+    assert len(both) == 6 and both.waveform(5).tolist() == clips.waveform(3).tolist()
+
+
+def test_clip_scores_leave_out_generated_audio() -> None:
+    scores = clip_scores(_clips(), np.array([2.0, -1.0, 9.0, 0.0]))
+    assert scores.recording.tolist() == [0, 1, 2]
+    assert scores.label.tolist() == [1, 0, 0]
+    assert scores.source.tolist() == ["a", "b", "b"]
+    np.testing.assert_allclose(scores.probability, 1 / (1 + np.exp(-np.array([2.0, -1.0, 0.0]))))
 
 
 @pytest.mark.slow
@@ -40,7 +57,7 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
 
     out, card, reports = tmp_path / "model", tmp_path / "CARD.md", tmp_path / "reports"
     results = reproduce.main([f"--run_dir={tmp_path / 'run'}", f"--out_dir={out}", f"--card={card}",
-                              f"--report_dir={reports}", "--limit=60", "--non_cough_clips=30", "--teacher_epochs=1",
+                              f"--report_dir={reports}", "--limit=60", "--non_cough_clips=30",
                               "--student_epochs=2", "--n_boot=100", "--calibration_windows=50"])
 
     manifest = json.loads((out / "manifest.json").read_text())

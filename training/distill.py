@@ -3,33 +3,36 @@
     python -m training.distill --run_dir=runs/latest --family=cnn
     accelerate launch -m training.distill --run_dir=runs/latest --family=wav2vec
 
-Reads the windows from ``prepare`` and the teacher outputs cached by ``finetune_teacher``, trains one student family
-with hard labels + tempered teacher targets + embedding matching (weights below), keeps the epoch with the best
-mean within-source validation AUC, and writes the checkpoint ``student_<family>.pt``.
+Reads the clips from ``prepare`` and the teacher outputs cached by ``teacher``, trains one student family with
+hard labels + tempered teacher targets + embedding matching (weights below) on random crops of whole clips,
+keeps the epoch with the best mean within-source validation AUC, and writes the checkpoint ``student_<family>.pt``.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from coughkd.features import log_mel
+from coughkd.audio import SAMPLE_RATE
+from coughkd.features import HOP_LENGTH
+from coughkd.predict import ClipFeatures, centred_slices
+from training.clips import ClipSet, clip_scores, features, load_run
 from training.configurator import parse_overrides
 from training.evaluate import within_source_auc
 from training.losses import Distiller, DistillWeights, source_balanced_weights
 from training.models.students import INPUTS, build_student, count_parameters
-from training.windows import WindowSet, clip_scores, load_run
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
 family = "cnn"  # "cnn" (log-mel CNN) or "wav2vec" (raw-waveform transformer)
-epochs = 40
-batch_size = 64
+epochs = 30
+batch_size = 32
 learning_rate = 3e-3
 weight_decay = 1e-2
 hard_weight = 0.5
@@ -42,19 +45,62 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def student_inputs(windows: WindowSet, family: str) -> np.ndarray:
-    """What the student family eats: the shared log-mel front end, or the raw waveform."""
-    return log_mel(windows.waveforms) if INPUTS[family] == "log_mel" else windows.waveforms
+# Steps of each input kind per second of audio: crops are cut to the same duration whatever the family eats.
+RATE = {"log_mel": SAMPLE_RATE / HOP_LENGTH, "waveform": SAMPLE_RATE}
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, spec_augment: bool) -> torch.Tensor:
-    """Random circular time shift (a cough's position inside its window carries no information) and, for log-mel
-    input, SpecAugment-style masks: one band of up to 8 mel bins and one span of up to 10 frames per example,
-    set to the example's mean, so a few hundred recordings are harder to memorise."""
-    shift = int(torch.randint(-x.shape[-1] // 8, x.shape[-1] // 8 + 1, (1,), generator=generator))
-    x = torch.roll(x, shift, dims=-1)
-    if not spec_augment or x.dim() != 3:
-        return x
+def student_inputs(feats: list[ClipFeatures], family: str) -> list[np.ndarray]:
+    """What the student family eats for each whole clip: the shared log-mel front end, or the band-limited
+    waveform."""
+    return [f.log_mel if INPUTS[family] == "log_mel" else f.waveform for f in feats]
+
+
+def window_inputs(feats: list[ClipFeatures], family: str) -> list[np.ndarray]:
+    """The 1 s event windows of each clip in the family's input kind (coughkd.predict slices them the same way)."""
+    if INPUTS[family] == "log_mel":
+        return [f.windows for f in feats]
+    return [centred_slices(f.waveform, f.centres, SAMPLE_RATE) for f in feats]
+
+
+class SimilarLengths(Sampler):
+    """Batches of clips of similar duration, in a new random order every epoch, so that cropping a batch to its
+    shortest clip throws little away. Lengths are jittered by up to 25% so batches differ between epochs."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
+        self.lengths, self.batch_size = np.asarray(lengths, dtype=np.float64), batch_size
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = np.argsort(self.lengths * self.rng.uniform(0.8, 1.25, len(self.lengths)))
+        batches = [order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        self.rng.shuffle(batches)
+        return iter(batches)
+
+
+class RandomCrops:
+    """Collate: every clip of a batch cut to the batch's shortest length at a random offset (a cough's position
+    in a recording carries no information), stacked with its targets."""
+
+    def __init__(self, inputs: list[np.ndarray], targets: dict[str, np.ndarray], seed: int):
+        self.inputs, self.targets = inputs, targets
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, batch: list[int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        length = min(self.inputs[i].shape[-1] for i in batch)
+        crops = []
+        for i in batch:
+            start = int(self.rng.integers(0, self.inputs[i].shape[-1] - length + 1))
+            crops.append(self.inputs[i][..., start:start + length])
+        return (torch.from_numpy(np.stack(crops)),
+                {k: torch.from_numpy(v[batch]) for k, v in self.targets.items()})
+
+
+def spec_masks(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment-style masks for log-mel input: one band of up to 8 mel bins and one span of up to 10 frames
+    per example, set to the example's mean, so a few hundred recordings are harder to memorise."""
     batch, bins, frames = x.shape
     mean = x.mean(dim=(1, 2), keepdim=True)
     f0 = torch.randint(0, bins, (batch, 1, 1), generator=generator)
@@ -68,65 +114,76 @@ def augment(x: torch.Tensor, generator: torch.Generator, spec_augment: bool) -> 
 
 
 @torch.no_grad()
-def window_logits(model: torch.nn.Module, inputs: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def clip_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(covid, cough) logits of whole clips, one clip per call as at run time (lengths differ)."""
     model.eval()
     device = next(model.parameters()).device
-    covid, cough = [], []
-    for i in range(0, len(inputs), batch):
-        c, k = model(torch.from_numpy(inputs[i:i + batch]).to(device))
-        covid.append(c.cpu().numpy())
-        cough.append(k.cpu().numpy())
-    return np.concatenate(covid), np.concatenate(cough)
+    out = [model(torch.from_numpy(x[None]).to(device)) for x in inputs]
+    return (np.array([float(c[0]) for c, _ in out], dtype=np.float32),
+            np.array([float(k[0]) for _, k in out], dtype=np.float32))
 
 
-def train_student(windows: WindowSet, teacher: dict[str, np.ndarray], config: dict) -> dict:
+@torch.no_grad()
+def window_logits(model: torch.nn.Module, windows: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per clip, the (covid, cough) logits of its event windows (one batch per clip)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for w in windows:
+        covid, cough = model(torch.from_numpy(w).to(device))
+        out.append((covid.cpu().numpy(), cough.cpu().numpy()))
+    return out
+
+
+def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
+                  feats: list[ClipFeatures] | None = None) -> dict:
     """Train one student; returns the checkpoint dict (best validation epoch) with its history."""
     torch.manual_seed(config["seed"])
     accelerator = Accelerator()
-    inputs = student_inputs(windows, config["family"])
-    train = windows.split == "train"
-    tensors = TensorDataset(
-        torch.from_numpy(inputs[train]),
-        torch.from_numpy(windows.covid_label[train].astype(np.int64)),
-        torch.from_numpy(source_balanced_weights(windows.source[train], windows.covid_label[train])),
-        torch.from_numpy(teacher["covid_logit"][train]),
-        torch.from_numpy(teacher["cough_target"][train]),
-        torch.from_numpy(teacher["embedding"][train]),
-    )
-    loader = DataLoader(tensors, batch_size=config["batch_size"], shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(config["seed"]))
+    feats = features(clips) if feats is None else feats
+    inputs = student_inputs(feats, config["family"])
+    train = np.flatnonzero(clips.split == "train")
+    weights = np.zeros(len(clips), dtype=np.float32)
+    weights[train] = source_balanced_weights(clips.source[train], clips.covid_label[train])
+    targets = {"covid_label": clips.covid_label.astype(np.int64), "covid_weight": weights,
+               "teacher_covid_logit": teacher["covid_logit"], "cough_target": teacher["cough_target"],
+               "teacher_embedding": teacher["embedding"]}
+    train_inputs = [inputs[i] for i in train]
+    rate = RATE[INPUTS[config["family"]]]
+    loader = DataLoader(np.arange(len(train)),
+                        batch_sampler=SimilarLengths([x.shape[-1] / rate for x in train_inputs],
+                                                     config["batch_size"], config["seed"]),
+                        collate_fn=RandomCrops(train_inputs, {k: v[train] for k, v in targets.items()}, config["seed"]))
     model = build_student(config["family"])
-    weights = DistillWeights(config["hard_weight"], config["soft_weight"], config["temperature"],
-                             config["cough_weight"], config["embedding_weight"])
-    distiller = Distiller(model, weights, teacher["embedding"].shape[1])
+    distiller = Distiller(model, DistillWeights(config["hard_weight"], config["soft_weight"], config["temperature"],
+                                                config["cough_weight"], config["embedding_weight"]),
+                          teacher["embedding"].shape[1])
     optimizer = torch.optim.AdamW(distiller.parameters(), lr=config["learning_rate"],
                                   weight_decay=config["weight_decay"])
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config["learning_rate"],
                                                     total_steps=config["epochs"] * len(loader))
     distiller, optimizer, loader, scheduler = accelerator.prepare(distiller, optimizer, loader, scheduler)
     generator = torch.Generator().manual_seed(config["seed"])
+    augment = config["spec_augment"] and INPUTS[config["family"]] == "log_mel"
 
-    val_windows = windows.subset(windows.split == "val")
-    val_inputs = inputs[windows.split == "val"]
+    val = (clips.split == "val") & (clips.recording >= 0)
+    val_clips, val_inputs = clips.subset(val), [inputs[i] for i in np.flatnonzero(val)]
     best: dict = {"val_auc": -1.0}
     history = []
     progress = tqdm(range(config["epochs"]), desc=f"distil {config['family']}", disable=not accelerator.is_main_process)
     for epoch in progress:
         distiller.train()
         totals: dict[str, float] = {}
-        for x, covid_label, covid_weight, t_covid, cough_target, t_embedding in loader:
-            parts = distiller(augment(x, generator, config["spec_augment"]), {
-                "covid_label": covid_label, "covid_weight": covid_weight, "teacher_covid_logit": t_covid,
-                "cough_target": cough_target, "teacher_embedding": t_embedding})
+        for x, batch in loader:
+            parts = distiller(spec_masks(x, generator) if augment else x, batch)
             optimizer.zero_grad()
             accelerator.backward(parts["total"])
             optimizer.step()
             scheduler.step()
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach()) / len(loader)
-        covid, _ = window_logits(model, val_inputs)
-        clips = clip_scores(val_windows, covid)
-        val_auc = within_source_auc(clips.label, clips.probability, clips.source)
+        scores = clip_scores(val_clips, clip_logits(model, val_inputs)[0])
+        val_auc = within_source_auc(scores.label, scores.probability, scores.source)
         history.append({"epoch": epoch, **totals, "val_auc": val_auc})
         progress.set_postfix(loss=f"{totals['total']:.3f}", val_auc=f"{val_auc:.3f}")
         if val_auc > best["val_auc"]:
@@ -138,11 +195,12 @@ def train_student(windows: WindowSet, teacher: dict[str, np.ndarray], config: di
             "history": history, "distill": {k: config[k] for k in _CONFIG_KEYS if k not in ("run_dir", "family")}}
 
 
-def main(argv: list[str]) -> dict:
+def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
+    """``feats``: the clips' features when the caller already has them (reproduce computes them once)."""
     config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
     run = Path(config["run_dir"])
-    windows, teacher = load_run(run)
-    checkpoint = train_student(windows, teacher, config)
+    clips, teacher = load_run(run)
+    checkpoint = train_student(clips, teacher, config, feats)
     if not PartialState().is_main_process:  # under `accelerate launch`, one process writes the checkpoint
         return checkpoint
     out = run / f"student_{config['family']}.pt"

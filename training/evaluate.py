@@ -196,20 +196,23 @@ class MfccBaseline:
         return float(self.model.best_params_["logisticregression__C"])
 
 
-def within_source_auc(y: np.ndarray, p: np.ndarray, sources: Sequence[str]) -> float:
-    """Unweighted mean of the per-source AUCs (no bootstrap): a model-selection score that the channel confound
-    cannot inflate. Sources holding a single class are skipped; raises if no source holds both classes."""
+def per_source_auc(y: np.ndarray, p: np.ndarray, sources: Sequence[str]) -> dict[str, float]:
+    """ROC AUC within each source that holds both classes (no bootstrap)."""
     y = np.asarray(y).astype(int).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
     sources = np.asarray(sources).astype(str).ravel()
-    aucs = [
-        roc_auc_score(y[sources == source], p[sources == source])
-        for source in sorted(set(sources.tolist()))
-        if 0 < y[sources == source].sum() < (sources == source).sum()
-    ]
+    return {source: float(roc_auc_score(y[sources == source], p[sources == source]))
+            for source in sorted(set(sources.tolist()))
+            if 0 < y[sources == source].sum() < (sources == source).sum()}
+
+
+def within_source_auc(y: np.ndarray, p: np.ndarray, sources: Sequence[str]) -> float:
+    """Unweighted mean of the per-source AUCs: a model-selection score that the channel confound cannot inflate.
+    Sources holding a single class are skipped; raises if no source holds both classes."""
+    aucs = per_source_auc(y, p, sources)
     if not aucs:
         raise ValueError("no source holds both classes, so no within-source AUC exists")
-    return float(np.mean(aucs))
+    return float(np.mean(list(aucs.values())))
 
 
 def _group_metrics(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict:

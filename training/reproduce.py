@@ -1,9 +1,9 @@
 """Rebuild the shipped model from data, end to end, and rewrite assets/model/ and assets/MODEL_CARD.md.
 
-    python -m training.reproduce                      # the shipped model (~30-45 min on a 2-core laptop CPU)
-    python -m training.reproduce --limit=60 --teacher_epochs=1 --student_epochs=2 --out_dir=/tmp/m   # smoke run
+    python -m training.reproduce                      # the shipped model (~15 min on a 2-core laptop CPU)
+    python -m training.reproduce --limit=60 --student_epochs=2 --out_dir=/tmp/m   # smoke run
 
-Steps: prepare (data, traps, splits, windows) -> finetune_teacher (EfficientAT mn04, cached outputs) -> distill
+Steps: prepare (data, traps, splits, clips) -> teacher (EfficientAT mn04 + probes, cached outputs) -> distill
 (each student family) -> export (OpenVINO FP32 + NNCF INT8, parity) -> evaluate (held-out test split, through
 the coughkd runtime) -> model card. Every number in the card comes from this run.
 """
@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coughkd.features import N_MELS, front_end_spec, log_mel
-from training import distill, finetune_teacher, prepare
+from coughkd.features import N_MELS, front_end_spec
+from coughkd.predict import WINDOW_FRAMES, ClipFeatures, sigmoid
+from training import distill, prepare, teacher
+from training.clips import ClipScores, ClipSet, clip_scores, features, load_run
 from training.configurator import parse_overrides
 from training.evaluate import (
     choose_threshold,
@@ -40,7 +42,6 @@ from training.export import (
     write_manifest,
 )
 from training.models.students import build_student
-from training.windows import ClipScores, WindowSet, clip_scores, load_run
 
 # The card's speed section lies between these markers; `python -m training.bench` rewrites it for the model it measured.
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -51,7 +52,6 @@ out_dir = "assets/model"
 card = "assets/MODEL_CARD.md"
 report_dir = "reports/eval"
 families = "cnn,wav2vec"  # every family is trained and compared; the first one is exported and shipped
-teacher_epochs = 5
 student_epochs = 30
 non_cough_clips = 600
 limit = 0  # > 0: a stratified subset of this many recordings (smoke runs)
@@ -61,43 +61,53 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def student_clip_scores(windows: WindowSet, checkpoint: dict, split: str) -> tuple[ClipScores, np.ndarray]:
-    """Clip-level scores of a torch student on one split, and its per-window cough probabilities there."""
+def load_student(checkpoint: dict) -> torch.nn.Module:
     model = build_student(checkpoint["family"], **checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])
-    part = windows.subset(windows.split == split)
-    covid, cough = distill.window_logits(model, distill.student_inputs(part, checkpoint["family"]))
-    return clip_scores(part, covid), 1 / (1 + np.exp(-cough))
+    return model.eval()
 
 
-def choose_cough_threshold(windows: WindowSet, cough_probability: np.ndarray, split: str = "val") -> float:
-    """The cough-head threshold with the best balanced accuracy (Youden's J) on one split's windows: dataset coughs
-    vs generated non-cough audio. The soft cough target blends in the tagger's modest scores, so 0.5 is arbitrary."""
-    is_cough = windows.is_cough[windows.split == split] == 1
+def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict,
+                        split: str) -> tuple[ClipScores, np.ndarray, np.ndarray]:
+    """A torch student on one split, scored as coughkd does: COVID-19 from each whole recording, cough/not-cough
+    from each clip's most cough-like event window. Returns (recording scores, cough probability per clip (dataset
+    recordings and generated audio alike), is_cough per clip)."""
+    model, family = load_student(checkpoint), checkpoint["family"]
+    rows = np.flatnonzero(clips.split == split)
+    part = [feats[i] for i in rows]
+    covid, _ = distill.clip_logits(model, distill.student_inputs(part, family))
+    windows = distill.window_logits(model, distill.window_inputs(part, family))
+    cough = np.array([float(sigmoid(k.max())) for _, k in windows])
+    return clip_scores(clips.subset(clips.split == split), covid), cough, clips.is_cough[rows]
+
+
+def choose_cough_threshold(cough_probability: np.ndarray, is_cough: np.ndarray) -> float:
+    """The cough-head threshold with the best balanced accuracy (Youden's J) on validation clips: dataset coughs vs
+    generated non-cough audio. The soft cough target blends in the tagger's modest scores, so 0.5 is arbitrary."""
+    coughs = is_cough == 1
     candidates = np.unique(cough_probability)
-    j = [(cough_probability[is_cough] >= t).mean() + (cough_probability[~is_cough] < t).mean() for t in candidates]
+    j = [(cough_probability[coughs] >= t).mean() + (cough_probability[~coughs] < t).mean() for t in candidates]
     return float(candidates[int(np.argmax(j))])
 
 
-def cough_operating_point(windows: WindowSet, cough_probability: np.ndarray, split: str, threshold: float) -> dict:
-    """How well the cough head separates dataset coughs from generated non-cough audio on one split."""
-    part = windows.split == split
-    is_cough = windows.is_cough[part] == 1
+def cough_operating_point(cough_probability: np.ndarray, is_cough: np.ndarray, threshold: float) -> dict:
+    """How well the cough head separates dataset coughs from generated non-cough audio, per clip."""
+    coughs = is_cough == 1
     return {"threshold": threshold,
-            "coughs_accepted": float((cough_probability[is_cough] >= threshold).mean()),
-            "non_cough_rejected": float((cough_probability[~is_cough] < threshold).mean()),
-            "n_coughs": int(is_cough.sum()), "n_non_cough": int((~is_cough).sum())}
+            "coughs_accepted": float((cough_probability[coughs] >= threshold).mean()),
+            "non_cough_rejected": float((cough_probability[~coughs] < threshold).mean()),
+            "n_coughs": int(coughs.sum()), "n_non_cough": int((~coughs).sum())}
 
 
-def export_student(checkpoint: dict, windows: WindowSet, out: Path, config: dict) -> tuple[dict, dict]:
-    """FP32 IR + parity + INT8 IR (accuracy-controlled against validation AUC). Returns (export info, model)."""
-    model = build_student(checkpoint["family"], **checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
-    model.eval()
-    train_coughs = np.flatnonzero((windows.split == "train") & (windows.is_cough == 1))
+def export_student(checkpoint: dict, clips: ClipSet, feats: list[ClipFeatures], out: Path,
+                   config: dict) -> dict:
+    """FP32 IR + parity + INT8 IR (accuracy-controlled against validation AUC)."""
+    model = load_student(checkpoint)
+    train_coughs = np.flatnonzero((clips.split == "train") & (clips.is_cough == 1))
+    windows = np.concatenate([feats[i].windows for i in train_coughs if feats[i].log_mel.shape[-1] >= WINDOW_FRAMES])
     rng = np.random.default_rng(config["seed"])
-    picked = rng.choice(train_coughs, min(config["calibration_windows"], len(train_coughs)), replace=False)
-    calibration = log_mel(windows.waveforms[np.sort(picked)])
+    calibration = windows[np.sort(rng.choice(len(windows), min(config["calibration_windows"], len(windows)),
+                                             replace=False))]
     np.save(Path(config["run_dir"]) / "calibration.npy", calibration)  # lets `python -m training.export` redo this
     fp32_xml = export_fp32(model, out, N_MELS)
     diff = parity(model, fp32_xml, long_inputs(calibration))
@@ -105,17 +115,17 @@ def export_student(checkpoint: dict, windows: WindowSet, out: Path, config: dict
     if diff > PARITY_TOLERANCE:
         raise SystemExit(f"FP32 IR parity failed: max abs diff {diff:.2e}")
 
-    val = windows.subset(windows.split == "val")
-    val_inputs = log_mel(val.waveforms)
+    val = np.flatnonzero((clips.split == "val") & (clips.recording >= 0))
+    val_clips, val_inputs = clips.subset(np.isin(np.arange(len(clips)), val)), [feats[i].log_mel[None] for i in val]
 
     def val_auc(compiled) -> float:
         """NNCF hands over the candidate model compiled at f32; validation clips are scored as in evaluation."""
-        covid = compiled(val_inputs)["covid_logit"]
-        clips = clip_scores(val, np.asarray(covid))
-        return within_source_auc(clips.label, clips.probability, clips.source)
+        covid = np.array([float(np.asarray(compiled(x)["covid_logit"])[0]) for x in val_inputs])
+        scores = clip_scores(val_clips, covid)
+        return within_source_auc(scores.label, scores.probability, scores.source)
 
     _, int8_info = quantize_int8(fp32_xml, calibration, out, validate=val_auc)
-    return {"fp32_parity_max_abs_diff": diff, "int8": int8_info}, model
+    return {"fp32_parity_max_abs_diff": diff, "int8": int8_info}
 
 
 def positive_share(counts: dict[str, int]) -> str:
@@ -144,19 +154,24 @@ from one public data set, negatives carry no laboratory test, and it has not bee
 it to decide anything about anyone's health.
 
 ## What it is
-- A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter student ({s['shipped']} family) that takes 16 kHz audio,
-  band-limits it to the 4 kHz telephone band, finds cough events (`coughkd.events`), scores 1 s windows around them
-  on the 64-band log-mel front end (`coughkd.features`), and averages the window logits. Two heads: COVID-19
-  probability and cough/not-cough probability (the app gives no COVID-19 score for audio that does not sound like
-  a cough).
+- A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter student ({s['shipped']} family) that takes 16 kHz audio of
+  any length, band-limits it to the 4 kHz telephone band, and scores the 64-band log-mel (`coughkd.features`) of
+  the whole recording (recordings over 30 s in 30 s pieces, logits averaged). Two heads: COVID-19 probability, and
+  cough/not-cough probability, read on 1 s slices around the cough events that `coughkd.events` finds (the app
+  gives no COVID-19 score for audio that does not sound like a cough; each event also gets its own scores).
 - Shipped as OpenVINO IR, FP32 and INT8 (NNCF post-training quantisation: {s['export']['int8'].get('method', 'n/a')}).
   FP32 IR vs PyTorch max abs difference: {s['export']['fp32_parity_max_abs_diff']:.1e}.
 - Teacher: EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023),
-  fine-tuned here on the training split (features.0-10 frozen, labels balanced within each source, the best of
-  {config['teacher_epochs']} epochs by within-source validation AUC: epoch {s['teacher_best_epoch'] + 1}), then
-  distilled: hard labels + tempered teacher targets + embedding matching; the cough head learns from the teacher's
-  AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the data set's coughs and on
-  {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
+  frozen, run once over each whole recording. Its COVID-19 head is the mean of two linear probes fitted on the
+  training split, one per source each (labels balanced, regularisation by inner cross-validation): on mn04's
+  embedding, and on MFCC statistics of the same clip (`training.probe`; on the training clips the teacher's
+  logits are cross-fitted, so the student learns what the teacher predicts for recordings it has not seen).
+  Teacher within-source AUC: validation {s['teacher']['val_within_source_auc']:.3f}, test
+  {s['teacher']['test_within_source_auc']:.3f} (test figures with CIs in the table below).
+  Distillation: hard labels + tempered teacher targets + matching mn04's embedding, on random crops of whole
+  recordings; the cough head learns from mn04's AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the
+  data set's coughs and on {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones,
+  music-like sounds).
 
 ## Data
 - `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio).
@@ -170,7 +185,7 @@ it to decide anything about anyone's health.
 
 ## Results on the held-out test split (95% bootstrap CI)
 {markdown_table(results)}
-Student families compared (PyTorch, same windows, same teacher cache; within-source AUC = mean of the per-source AUCs):
+Student families compared (PyTorch, same clips, same teacher cache; within-source AUC = mean of the per-source AUCs):
 
 | family | parameters | val within-source AUC | test within-source AUC |
 |---|---|---|---|
@@ -183,9 +198,9 @@ data for 90% specificity:
 |---|---|---|
 {op_rows}
 
-Cough head (test split, 1 s windows, threshold {cough['threshold']:.3f} chosen on validation windows for the best
-balanced accuracy): {cough['coughs_accepted']:.1%} of {cough['n_coughs']} cough windows accepted,
-{cough['non_cough_rejected']:.1%} of {cough['n_non_cough']} generated non-cough windows rejected.
+Cough head (test split, a clip's most cough-like event window, threshold {cough['threshold']:.3f} chosen on
+validation clips for the best balanced accuracy): {cough['coughs_accepted']:.1%} of {cough['n_coughs']} recordings
+accepted, {cough['non_cough_rejected']:.1%} of {cough['n_non_cough']} generated non-cough clips rejected.
 
 ![ROC on the test split](../reports/eval/roc.png) (written by the run; not committed)
 
@@ -216,26 +231,26 @@ def main(argv: list[str]) -> dict:
     families_ = config["families"].split(",")
     prepare.main([f"--run_dir={run}", f"--limit={config['limit']}", f"--non_cough_clips={config['non_cough_clips']}",
                   f"--seed={config['seed']}"])
-    teacher_summary = finetune_teacher.main([f"--run_dir={run}", f"--epochs={config['teacher_epochs']}",
-                                             f"--seed={config['seed']}"])
+    teacher_summary = teacher.main([f"--run_dir={run}", f"--seed={config['seed']}"])
+    clips, _ = load_run(run)
+    feats = features(clips)
     checkpoints = {}
     for family in families_:
         checkpoints[family] = distill.main([f"--run_dir={run}", f"--family={family}",
-                                            f"--epochs={config['student_epochs']}", f"--seed={config['seed']}"])
+                                            f"--epochs={config['student_epochs']}", f"--seed={config['seed']}"], feats)
 
-    windows, _ = load_run(run)
-    test_scores = {family: student_clip_scores(windows, ckpt, "test") for family, ckpt in checkpoints.items()}
-    family_test = {family: within_source_auc(clips.label, clips.probability, clips.source)
-                   for family, (clips, _) in test_scores.items()}
+    test_scores = {family: student_clip_scores(clips, feats, ckpt, "test") for family, ckpt in checkpoints.items()}
+    family_test = {family: within_source_auc(scores.label, scores.probability, scores.source)
+                   for family, (scores, _, _) in test_scores.items()}
     shipped = families_[0]
-    val_clips, val_cough = student_clip_scores(windows, checkpoints[shipped], "val")
-    threshold = choose_threshold(val_clips.label, val_clips.probability, specificity=0.9)
-    cough_threshold = choose_cough_threshold(windows, val_cough, "val")
+    val_scores, val_cough, val_is_cough = student_clip_scores(clips, feats, checkpoints[shipped], "val")
+    threshold = choose_threshold(val_scores.label, val_scores.probability, specificity=0.9)
+    cough_threshold = choose_cough_threshold(val_cough, val_is_cough)
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("student_*"):
         stale.unlink()
-    export_info, _ = export_student(checkpoints[shipped], windows, out, config)
+    export_info = export_student(checkpoints[shipped], clips, feats, out, config)
     data_report = json.loads((run / "data_report.json").read_text())
     splits = {k: len(v) for k, v in json.loads((run / "split.json").read_text()).items()}
     command = shlex.join(["python", "-m", "training.reproduce", *argv])
@@ -243,8 +258,9 @@ def main(argv: list[str]) -> dict:
         model_id=f"coughkd-{shipped}-{time.strftime('%Y%m%d')}-s{config['seed']}",
         command=command,
         threshold={"covid": threshold, "cough": cough_threshold},
-        operating_point={**operating_point(val_clips.label, val_clips.probability, threshold), "source": "validation"},
-        teacher={"name": "EfficientAT mn04 (AudioSet, mAP 0.432)", "fine_tuned_epochs": config["teacher_epochs"],
+        operating_point={**operating_point(val_scores.label, val_scores.probability, threshold), "source": "validation"},
+        teacher={"name": "EfficientAT mn04 (AudioSet, mAP 0.432), frozen; COVID-19 head: per-source linear probes on "
+                         "its clip embedding and on MFCC statistics, averaged",
                  "val_within_source_auc": teacher_summary["val_within_source_auc"]},
         data={"dataset": "covid19-cough (CC0)", "splits": splits, "counts": data_report["counts"],
               "conflicting_groups_dropped": len(data_report["conflicting_groups"]),
@@ -256,8 +272,8 @@ def main(argv: list[str]) -> dict:
 
     results = evaluate_run(out, run, Path(config["report_dir"]), n_boot=config["n_boot"], seed=config["seed"],
                            cache_dir=Path(prepare.audio_cache))
-    for family, (clips, _) in test_scores.items():
-        results[f"student_{family}_torch"] = evaluate_scores(clips.label, clips.probability, clips.source,
+    for family, (scores, _, _) in test_scores.items():
+        results[f"student_{family}_torch"] = evaluate_scores(scores.label, scores.probability, scores.source,
                                                              config["n_boot"], config["seed"])
     write_report(results, Path(config["report_dir"]))
     test_metrics = {name: {"per_source_auc": {s: g["auc"] for s, g in r["per_source"].items()},
@@ -267,10 +283,9 @@ def main(argv: list[str]) -> dict:
     (run / "metrics.json").write_text(json.dumps({**saved, "metrics": test_metrics}, indent=1))
 
     summary = {
-        "shipped": shipped, "checkpoints": checkpoints, "family_test": family_test, "threshold": threshold,
-        "teacher_best_epoch": teacher_summary["history"]["best_epoch"],
+        "shipped": shipped, "checkpoints": checkpoints, "teacher": teacher_summary, "family_test": family_test, "threshold": threshold,
         "export": export_info,
-        "cough_head": cough_operating_point(windows, test_scores[shipped][1], "test", cough_threshold),
+        "cough_head": cough_operating_point(*test_scores[shipped][1:], cough_threshold),
         "positive_share": positive_share(data_report["counts"]),
         "data": {"found": data_report["found"], "conflicting_groups": len(data_report["conflicting_groups"]),
                  "undecodable": len(data_report["undecodable"]), "counts": data_report["counts"]},
@@ -282,7 +297,7 @@ def main(argv: list[str]) -> dict:
     return results
 
 
-_CONFIG_KEYS = ("run_dir", "out_dir", "card", "report_dir", "families", "teacher_epochs", "student_epochs",
+_CONFIG_KEYS = ("run_dir", "out_dir", "card", "report_dir", "families", "student_epochs",
                 "non_cough_clips", "limit", "calibration_windows", "n_boot", "seed")
 
 if __name__ == "__main__":

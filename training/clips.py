@@ -1,0 +1,93 @@
+"""The unit of training and scoring: whole recordings, seen through coughkd's own front end.
+
+A run directory holds ``clips.npz`` (from ``prepare``) and ``teacher_cache.npz`` (from ``teacher``); every later
+step reads them through this module. A clip's features come from ``coughkd.predict.clip_features``, the function
+the runtime calls, so the student is trained on exactly what it is given at run time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from coughkd.audio import SAMPLE_RATE
+from coughkd.predict import ClipFeatures, clip_features, sigmoid
+
+NO_LABEL = -1  # covid_label of generated non-cough audio
+_PER_CLIP = ("recording", "split", "covid_label", "source", "is_cough")
+
+
+@dataclass
+class ClipSet:
+    audio: np.ndarray  # every clip's 16 kHz waveform, end to end, float32
+    offsets: np.ndarray  # (N + 1,) clip i is audio[offsets[i]:offsets[i + 1]]
+    recording: np.ndarray  # (N,) index into recordings.json, -1 for generated non-cough audio
+    split: np.ndarray  # (N,) "train" | "val" | "test"
+    covid_label: np.ndarray  # (N,) 1 / 0, NO_LABEL for generated audio
+    source: np.ndarray  # (N,) recording source, or "generated:<kind>"
+    is_cough: np.ndarray  # (N,) 1 for dataset coughs, 0 for generated non-cough audio
+
+    def __len__(self) -> int:
+        return len(self.recording)
+
+    def waveform(self, i: int) -> np.ndarray:
+        return self.audio[self.offsets[i]:self.offsets[i + 1]]
+
+    def subset(self, mask: np.ndarray) -> ClipSet:
+        chosen = np.flatnonzero(mask)
+        return ClipSet.build([self.waveform(i) for i in chosen], **{k: getattr(self, k)[chosen] for k in _PER_CLIP})
+
+    @classmethod
+    def build(cls, waveforms: list[np.ndarray], **per_clip: np.ndarray) -> ClipSet:
+        lengths = [len(w) for w in waveforms]
+        audio = np.concatenate(waveforms).astype(np.float32) if waveforms else np.zeros(0, np.float32)
+        return cls(audio, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
+                   **{k: np.asarray(per_clip[k]) for k in _PER_CLIP})
+
+    @classmethod
+    def concatenate(cls, parts: list[ClipSet]) -> ClipSet:
+        return cls.build([p.waveform(i) for p in parts for i in range(len(p))],
+                         **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _PER_CLIP})
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def load(cls, path: Path) -> ClipSet:
+        with np.load(path) as data:
+            return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def features(clips: ClipSet, progress: bool = True) -> list[ClipFeatures]:
+    """coughkd's features of every clip (band limit, events, whole-clip log-mel): computed once per step."""
+    return [clip_features(clips.waveform(i), SAMPLE_RATE)
+            for i in tqdm(range(len(clips)), desc="clip features", unit="clip", disable=not progress)]
+
+
+@dataclass
+class ClipScores:
+    recording: np.ndarray  # index into recordings.json
+    label: np.ndarray
+    probability: np.ndarray
+    source: np.ndarray
+
+
+def clip_scores(clips: ClipSet, covid_logits: np.ndarray) -> ClipScores:
+    """Per-recording COVID-19 probabilities; generated non-cough clips are left out (they carry no label)."""
+    labelled = clips.recording >= 0
+    return ClipScores(clips.recording[labelled], clips.covid_label[labelled].astype(int),
+                      np.asarray(sigmoid(np.asarray(covid_logits)[labelled]), dtype=np.float64),
+                      clips.source[labelled].astype(str))
+
+
+def load_run(run_dir: Path) -> tuple[ClipSet, dict[str, np.ndarray]]:
+    """The clips and the teacher's cached outputs for them (row-aligned)."""
+    clips = ClipSet.load(run_dir / "clips.npz")
+    with np.load(run_dir / "teacher_cache.npz") as cache:
+        teacher = {k: cache[k] for k in cache.files}
+    if len(teacher["covid_logit"]) != len(clips):
+        raise ValueError(f"{run_dir}: teacher cache has {len(teacher['covid_logit'])} rows for {len(clips)} clips; "
+                         "rerun `python -m training.teacher`")
+    return clips, teacher

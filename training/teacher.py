@@ -1,0 +1,161 @@
+"""Step 2: the teacher's view of every clip, computed once and cached: embedding, cough target, COVID-19 logit.
+
+    python -m training.teacher --run_dir=runs/latest                                   # EfficientAT mn04 (shipped)
+    python -m training.teacher --teacher=facebook/wav2vec2-base --finetune_epochs=3 --mode=frozen
+    accelerate launch -m training.teacher --teacher=facebook/wav2vec2-base --finetune_epochs=3
+
+The pretrained model embeds each whole clip (as the student sees it: band-limited, one pass over the recording)
+and tags it with AudioSet classes where it can. Its COVID-19 logit is the mean of two linear probes
+(training.probe): one on the model's embedding, one on MFCC statistics of the same clip (the classic cough
+features; in cross-validation on train+val the pair beat either alone). Training clips get cross-fitted logits.
+Optionally the model is first fine-tuned (teachers.fine_tune) on 2 s crops around each clip's first cough.
+
+The cache (``teacher_cache.npz``: covid_logit, embedding, cough_target per clip) is what makes student runs
+cheap: the teacher is run once, with a progress bar, and never again.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import PartialState
+from tqdm import tqdm
+
+from coughkd.audio import SAMPLE_RATE
+from coughkd.predict import ClipFeatures, centred_slices
+from training.clips import ClipSet, clip_scores, features
+from training.configurator import parse_overrides
+from training.evaluate import mfcc_statistics, within_source_auc
+from training.losses import source_balanced_weights
+from training.probe import cross_fitted_logits
+from training.teachers import Teacher, build_teacher, cough_score, fine_tune
+
+# ---- config: plain values, override with --name=value -------------------------------------------------------------
+run_dir = "runs/latest"
+teacher = "efficientat"  # or a wav2vec2-family hub name / local directory
+mode = "full"  # HF teachers when fine-tuned: "full", or "frozen" encoder with a learnt weighted sum of hidden layers
+finetune_epochs = 0  # > 0: fine-tune on 2 s crops first (the best validation epoch is kept); 0: pretrained as is
+frozen_blocks = 11  # EfficientAT fine-tuning: keep features.0..10 fixed (low-level filters; most of the backward pass)
+learning_rate = 1e-4
+batch_size = 32
+mfcc_probe = True  # ensemble the embedding probe with an MFCC-statistics probe
+tag_weight = 0.5  # cough target = (1 - w) * known label (dataset cough / generated non-cough) + w * teacher's tags
+seed = 0
+# --------------------------------------------------------------------------------------------------------------------
+
+MIN_SECONDS = 1.0  # shorter clips are zero padded: the teachers' pooling wants a few frames
+CROP_SECONDS = 2.0
+
+
+def build(config: dict) -> Teacher:
+    if config["teacher"] == "efficientat":
+        model = build_teacher("efficientat")
+        model.mn04.features[: config["frozen_blocks"]].requires_grad_(False)
+        return model
+    return build_teacher(config["teacher"], mode=config["mode"])
+
+
+def padded(waveform: np.ndarray, seconds: float) -> np.ndarray:
+    return np.pad(waveform, (0, max(0, int(seconds * SAMPLE_RATE) - len(waveform)))).astype(np.float32)
+
+
+def crop(feature: ClipFeatures, seconds: float = CROP_SECONDS) -> np.ndarray:
+    """A fixed-length crop around the clip's first event, so clips can be batched for fine-tuning."""
+    centre = feature.centres[:1] if len(feature.centres) else np.array([0])
+    return padded(centred_slices(feature.waveform, centre, int(seconds * SAMPLE_RATE))[0], seconds)
+
+
+@torch.no_grad()
+def teacher_outputs(model: Teacher, clips: list[ClipFeatures]) -> dict[str, np.ndarray]:
+    """Embedding, COVID-19 logit and cough score of each whole clip, one clip at a time (lengths differ)."""
+    model.eval()
+    device = next(model.parameters()).device  # fine_tune leaves the teacher where accelerate put it
+    out: dict[str, list[np.ndarray]] = {"covid_logit": [], "embedding": [], "cough_score": []}
+    for clip in tqdm(clips, desc="teacher outputs", unit="clip"):
+        result = model(torch.from_numpy(padded(clip.waveform, MIN_SECONDS)[None]).to(device))
+        out["covid_logit"].append(result.covid_logit.cpu().numpy())
+        out["embedding"].append(result.embedding.cpu().numpy())
+        if result.tags is not None:
+            out["cough_score"].append(cough_score(result.tags).cpu().numpy())
+    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items() if v}
+
+
+def cough_target(clips: ClipSet, outputs: dict[str, np.ndarray], tag_weight: float) -> np.ndarray:
+    """Soft cough/not-cough target: what we know (every dataset clip is a cough, generated audio is not), blended
+    with the AudioSet tagger's opinion where the teacher has tags."""
+    known = clips.is_cough.astype(np.float32)
+    if "cough_score" not in outputs:
+        return known
+    return (1 - tag_weight) * known + tag_weight * outputs["cough_score"]
+
+
+def covid_logits(clips: ClipSet, feats: list[ClipFeatures], embedding: np.ndarray, config: dict) -> np.ndarray:
+    """The teacher's COVID-19 logit per clip: the mean of its probes, cross-fitted on the training clips."""
+    labelled = clips.recording >= 0
+    train = labelled & (clips.split == "train")
+    members = [embedding]
+    if config["mfcc_probe"]:
+        members.append(mfcc_statistics([f.waveform for f in feats]))
+    logits = [cross_fitted_logits(x, clips.covid_label, clips.source, train, labelled & ~train, seed=config["seed"])
+              for x in members]
+    return np.mean(logits, axis=0).astype(np.float32)
+
+
+def fine_tune_on_crops(model: Teacher, clips: ClipSet, feats: list[ClipFeatures], config: dict) -> dict:
+    """Fine-tune the upper layers through the teacher's own COVID-19 head, so the embedding the probes read carries
+    more of the task; the best epoch by within-source validation AUC is kept."""
+    labelled = clips.recording >= 0
+    train, val = labelled & (clips.split == "train"), labelled & (clips.split == "val")
+    crops = np.stack([crop(f) for f in feats])
+    val_clips = clips.subset(val)
+
+    def val_score(logits: np.ndarray) -> float:
+        scores = clip_scores(val_clips, logits)
+        return within_source_auc(scores.label, scores.probability, scores.source)
+
+    return fine_tune(model, crops[train], clips.covid_label[train], crops[val], clips.covid_label[val],
+                     epochs=config["finetune_epochs"], lr=config["learning_rate"], batch_size=config["batch_size"],
+                     val_score=val_score,
+                     train_weights=source_balanced_weights(clips.source[train], clips.covid_label[train]))
+
+
+def main(argv: list[str]) -> dict:
+    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    torch.manual_seed(config["seed"])
+    run = Path(config["run_dir"])
+    clips = ClipSet.load(run / "clips.npz")
+    feats = features(clips)
+    model = build(config)
+    history = fine_tune_on_crops(model, clips, feats, config) if config["finetune_epochs"] > 0 else None
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process caches and writes
+        return {"teacher": config["teacher"], "history": history}
+    outputs = teacher_outputs(model, feats)
+    covid = covid_logits(clips, feats, outputs["embedding"], config)
+    np.savez(run / "teacher_cache.npz", covid_logit=covid, embedding=outputs["embedding"],
+             cough_target=cough_target(clips, outputs, config["tag_weight"]))
+    torch.save({"teacher": config["teacher"], "mode": config["mode"], "state_dict": model.state_dict()},
+               run / "teacher.pt")
+
+    recordings = json.loads((run / "recordings.json").read_text())
+    summary = {"teacher": config["teacher"], "history": history, "mfcc_probe": config["mfcc_probe"]}
+    for name in ("train", "val", "test"):
+        part = clips.subset(clips.split == name)
+        scores = clip_scores(part, covid[clips.split == name])
+        summary[f"{name}_within_source_auc"] = within_source_auc(scores.label, scores.probability, scores.source)
+        print(f"teacher {name}{' (cross-fitted)' if name == 'train' else ''}: within-source AUC "
+              f"{summary[f'{name}_within_source_auc']:.3f}")
+        if name != "train":
+            probabilities = {recordings[i]["sha256"]: float(p) for i, p in zip(scores.recording, scores.probability)}
+            (run / f"teacher_{name}_scores.json").write_text(json.dumps(probabilities, indent=1))
+    (run / "teacher_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+_CONFIG_KEYS = ("run_dir", "teacher", "mode", "finetune_epochs", "frozen_blocks", "learning_rate", "batch_size",
+                "mfcc_probe", "tag_weight", "seed")
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
