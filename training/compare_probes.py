@@ -31,8 +31,8 @@ seed = 0
 def main(argv: list[str]) -> dict[str, dict[str, float]]:
     config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
     clips, teacher = load_run(Path(config["run_dir"]))
-    rows = np.flatnonzero((clips.recording >= 0) & np.isin(clips.split, ["train", "val"]))
-    part = clips.subset(np.isin(np.arange(len(clips)), rows))
+    chosen = (clips.recording >= 0) & np.isin(clips.split, ["train", "val"])
+    rows, part = np.flatnonzero(chosen), clips.subset(chosen)
     labels, sources = part.covid_label.astype(int), part.source.astype(str)
     members = {"embedding": teacher["embedding"][rows], "mfcc": mfcc_statistics([f.waveform for f in features(part)])}
     strata = np.array([f"{s}/{y}" for s, y in zip(sources, labels)])

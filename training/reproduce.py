@@ -115,8 +115,8 @@ def export_student(checkpoint: dict, clips: ClipSet, feats: list[ClipFeatures], 
     if diff > PARITY_TOLERANCE:
         raise SystemExit(f"FP32 IR parity failed: max abs diff {diff:.2e}")
 
-    val = np.flatnonzero((clips.split == "val") & (clips.recording >= 0))
-    val_clips, val_inputs = clips.subset(np.isin(np.arange(len(clips)), val)), [feats[i].log_mel[None] for i in val]
+    val = (clips.split == "val") & (clips.recording >= 0)
+    val_clips, val_inputs = clips.subset(val), [feats[i].log_mel[None] for i in np.flatnonzero(val)]
 
     def val_auc(compiled) -> float:
         """NNCF hands over the candidate model compiled at f32; validation clips are scored as in evaluation."""
@@ -136,6 +136,15 @@ def positive_share(counts: dict[str, int]) -> str:
         positives, total = counts.get(f"{source}/1", 0), counts.get(f"{source}/0", 0) + counts.get(f"{source}/1", 0)
         shares.append(f"{source} {positives / max(total, 1):.0%}")
     return ", ".join(shares)
+
+
+def distillation(d: dict) -> str:
+    """The distillation recipe in words, from the checkpoint's own settings."""
+    parts = [f"hard labels (weight {d['hard_weight']})",
+             f"teacher targets at temperature {d['temperature']} (weight {d['soft_weight']})"]
+    if d["embedding_weight"] > 0:
+        parts.append(f"matching mn04's embedding (weight {d['embedding_weight']})")
+    return " + ".join(parts) + (" with SpecAugment masks" if d["spec_augment"] else "")
 
 
 def model_card(config: dict, results: dict, summary: dict) -> str:
@@ -168,8 +177,8 @@ it to decide anything about anyone's health.
   logits are cross-fitted, so the student learns what the teacher predicts for recordings it has not seen).
   Teacher within-source AUC: validation {s['teacher']['val_within_source_auc']:.3f}, test
   {s['teacher']['test_within_source_auc']:.3f} (test figures with CIs in the table below).
-  Distillation: hard labels + tempered teacher targets + matching mn04's embedding, on random crops of whole
-  recordings; the cough head learns from mn04's AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the
+  Distillation: {distillation(s['checkpoints'][s['shipped']]['distill'])}, on whole recordings (batches of
+  recordings of nearly equal length, cut to the shortest); the cough head learns from mn04's AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the
   data set's coughs and on {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones,
   music-like sounds).
 
