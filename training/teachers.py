@@ -1,8 +1,9 @@
 """Teachers: large pretrained audio models that the small student learns from.
 
-Every teacher takes what the student sees, 16 kHz mono waveforms (B, samples) float32 (in practice the 1 s event
-windows of ``coughkd.events``), and returns a ``TeacherOutput``: an embedding, a COVID-19 logit from a small head
-that ``fine_tune`` trains, and, where the model has them, AudioSet tag logits (used for the cough/not-cough target).
+Every teacher takes what the student sees, 16 kHz mono band-limited waveforms (B, samples) float32 (in practice
+whole recordings, one at a time; fixed-length crops when fine-tuning), and returns a ``TeacherOutput``: an
+embedding, a COVID-19 logit from a small head that ``fine_tune`` trains, and, where the model has them, AudioSet
+tag logits (used for the cough/not-cough target).
 """
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ def cough_score(tags: torch.Tensor) -> torch.Tensor:
     sound, and phone coughs often come out as Throat clearing); o = the highest sigmoid among Speech and Music (what
     phone audio and non-cough clips are taken for). score = c * (1 - o): the chance of a cough-like sound with neither
     speech nor music, reading the independent sigmoid outputs as probabilities. Silence and noise score ~0.
-    The tagger was trained on 10 s clips and is less sure on 1 s windows, so expect modest scores on true coughs.
+    The tagger was trained on 10 s clips and is less sure on a few seconds of phone audio, so expect modest scores
+    on true coughs.
     """
     probs = torch.sigmoid(tags)
     c = probs[:, list(COUGH_LIKE.values())].amax(dim=1)
@@ -180,7 +182,7 @@ def fine_tune(teacher: Teacher, train_windows, train_labels, val_windows, val_la
               lr: float = 1e-4, batch_size: int = 32, accelerator: Accelerator | None = None,
               progress: bool = True, train_weights=None,
               val_score: Callable[[np.ndarray], float] | None = None) -> dict:
-    """Train the teacher's COVID logit with BCE on 1 s windows (N, 16000) and labels (N,) in {0, 1}.
+    """Train the teacher's COVID logit with BCE on equal-length waveforms (N, samples) and labels (N,) in {0, 1}.
 
     ``train_weights`` (N,) weight each window's loss (e.g. to balance labels within each source, so the recording
     channel carries no label information). ``val_score`` maps the validation logits (in order) to the number to
