@@ -82,12 +82,14 @@ def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray
     length = x.shape[-1]
     width = min(width, length)
     starts = np.clip(np.asarray(centres, dtype=np.int64) - width // 2, 0, length - width)
-    return np.stack([x[..., s:s + width] for s in starts]) if len(starts) else np.zeros((0, *x.shape[:-1], width),
-                                                                                            dtype=x.dtype)
+    if len(starts) == 0:
+        return np.zeros((0, *x.shape[:-1], width), dtype=x.dtype)
+    return np.stack([x[..., s:s + width] for s in starts])
 
 
 def chunks(x: np.ndarray, seconds: float = MAX_CLIP_SECONDS, rate: float = SAMPLE_RATE / HOP_LENGTH) -> list[np.ndarray]:
-    """x's last axis (frames by default) in pieces of at most `seconds`; a short tail joins the piece before it."""
+    """x's last axis (frames by default) in pieces of `seconds`; a tail under half a piece joins the piece before
+    it, so no piece is too short to score and none is longer than 1.5 times `seconds`."""
     size = int(seconds * rate)
     bounds = list(range(0, x.shape[-1], size))[1:]
     if bounds and x.shape[-1] - bounds[-1] < size // 2:
