@@ -59,10 +59,10 @@ def main(argv: list[str]) -> ClipSet:
     rows = [{"sha256": rec.sha256, "label": rec.label, "source": rec.source, "split": split_of[rec.sha256],
              "verified": rec.verified, "path": str(rec.path), "seconds": round(len(waveform) / SAMPLE_RATE, 3)}
             for rec, waveform in decoded]
-    recordings = ClipSet.build([waveform[:longest] for _, waveform in decoded],
-                               recording=np.arange(len(decoded)), split=[row["split"] for row in rows],
-                               covid_label=[rec.label for rec, _ in decoded], source=[rec.source for rec, _ in decoded],
-                               is_cough=np.ones(len(decoded), dtype=np.int8))
+    coughs = ClipSet.build([waveform[:longest] for _, waveform in decoded],
+                           recording=np.arange(len(decoded)), split=[row["split"] for row in rows],
+                           covid_label=[rec.label for rec, _ in decoded], source=[rec.source for rec, _ in decoded],
+                           is_cough=np.ones(len(decoded), dtype=np.int8))
 
     rng = np.random.default_rng(config["seed"])
     generated = generate_non_cough(config["non_cough_clips"], seed=config["seed"], sample_rate=SAMPLE_RATE)
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> ClipSet:
                               split=[SPLITS[int(rng.choice(3, p=[0.7, 0.15, 0.15]))] for _ in range(n)],
                               covid_label=np.full(n, NO_LABEL), source=[f"generated:{kind}" for kind, _ in generated],
                               is_cough=np.zeros(n, dtype=np.int8))
-    clips = ClipSet.concatenate([recordings, non_cough])
+    clips = ClipSet.concatenate([coughs, non_cough])
     clips.save(run / "clips.npz")
     (run / "recordings.json").write_text(json.dumps(rows, indent=1))
     (run / "split.json").write_text(json.dumps({name: [r.sha256 for r in members] for name, members in splits.items()},
