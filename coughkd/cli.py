@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import load
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return _predict_all(model, args.files, args.json)
+    try:
+        return _predict_all(model, args.files, args.json)
+    except BrokenPipeError:  # e.g. `| head -1`: the reader left; stop quietly, as other shell tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 1
 
 
 def _predict_all(model: CoughModel, files: list[str], as_json: bool) -> int:

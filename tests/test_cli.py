@@ -85,6 +85,17 @@ def test_human_line_gives_a_verdict_only_for_coughs(is_cough: bool) -> None:
     assert "1 event in 2.0 s" in line
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback(model_dir: Path, recordings: dict[str, Path]) -> None:
+    files = [str(recordings["good"])] * 20
+    with subprocess.Popen([sys.executable, "-m", "coughkd", "predict", "--model", str(model_dir), *files], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout.readline().startswith(str(recordings["good"]))
+        process.stdout.close()  # what `| head -1` does
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 1
+    assert "Traceback" not in stderr
+
+
 def test_unusable_model(tmp_path: Path, recordings: dict[str, Path]) -> None:
     result = cli("--model", str(tmp_path), str(recordings["good"]))
     assert result.returncode == 1 and result.stdout == ""
