@@ -238,12 +238,10 @@ class TorchStudent:
     def __init__(self, checkpoint: dict, manifest: dict) -> None:
         import torch
 
-        from training.models.students import build_student
+        from training.models.students import from_checkpoint
 
         self.torch = torch
-        self.model = build_student(checkpoint["family"], **checkpoint["config"])
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.eval()
+        self.model = from_checkpoint(checkpoint)
         self.thresholds = {k: float(v) for k, v in manifest["threshold"].items()}
         self.model_id = manifest["model_id"] + "-torch"
 

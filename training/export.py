@@ -189,7 +189,7 @@ def long_inputs(windows: np.ndarray, frames: int = PARITY_FRAMES[-1], batch: int
 
 def main(argv: list[str] | None = None) -> None:
     from coughkd.features import N_MELS, front_end_spec
-    from training.models.students import build_student
+    from training.models.students import from_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    model = build_student(checkpoint["family"], **checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
+    model = from_checkpoint(checkpoint)
     run = json.loads((args.run_dir / "metrics.json").read_text())
     calibration = np.load(args.run_dir / "calibration.npy")
 

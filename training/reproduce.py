@@ -41,7 +41,7 @@ from training.export import (
     quantize_int8,
     write_manifest,
 )
-from training.models.students import build_student
+from training.models.students import from_checkpoint
 
 # The card's speed section lies between these markers; `python -m training.bench` rewrites it for the model it measured.
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -61,18 +61,12 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def load_student(checkpoint: dict) -> torch.nn.Module:
-    model = build_student(checkpoint["family"], **checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
-
-
 def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict,
                         split: str) -> tuple[ClipScores, np.ndarray, np.ndarray]:
     """A torch student on one split, scored as coughkd does: COVID-19 from each whole recording, cough/not-cough
     from each clip's most cough-like event window. Returns (recording scores, cough probability per clip (dataset
     recordings and generated audio alike), is_cough per clip)."""
-    model, family = load_student(checkpoint), checkpoint["family"]
+    model, family = from_checkpoint(checkpoint), checkpoint["family"]
     rows = np.flatnonzero(clips.split == split)
     part = [feats[i] for i in rows]
     covid, _ = distill.clip_logits(model, distill.student_inputs(part, family))
@@ -102,7 +96,7 @@ def cough_operating_point(cough_probability: np.ndarray, is_cough: np.ndarray, t
 def export_student(checkpoint: dict, clips: ClipSet, feats: list[ClipFeatures], out: Path,
                    config: dict) -> dict:
     """FP32 IR + parity + INT8 IR (accuracy-controlled against validation AUC)."""
-    model = load_student(checkpoint)
+    model = from_checkpoint(checkpoint)
     train_coughs = np.flatnonzero((clips.split == "train") & (clips.is_cough == 1))
     windows = np.concatenate([feats[i].windows for i in train_coughs if feats[i].log_mel.shape[-1] >= WINDOW_FRAMES])
     rng = np.random.default_rng(config["seed"])

@@ -122,3 +122,10 @@ def build_student(family: str, **config) -> _TwoHeads:
     if family not in STUDENTS:
         raise ValueError(f"unknown student family {family!r}; choose from {sorted(STUDENTS)}")
     return STUDENTS[family](**config)
+
+
+def from_checkpoint(checkpoint: dict) -> _TwoHeads:
+    """The student a ``training.distill`` checkpoint holds, in eval mode."""
+    model = build_student(checkpoint["family"], **checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
