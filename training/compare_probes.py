@@ -17,8 +17,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from training.clips import features, load_run
 from training.configurator import parse_overrides
-from training.evaluate import mfcc_statistics, per_source_auc
+from training.evaluate import per_source_auc
 from training.probe import probe_logits
+from training.teacher import probe_inputs
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -30,11 +31,11 @@ seed = 0
 
 def main(argv: list[str]) -> dict[str, dict[str, float]]:
     config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
-    clips, teacher = load_run(Path(config["run_dir"]))
+    clips, cache = load_run(Path(config["run_dir"]))
     chosen = (clips.recording >= 0) & np.isin(clips.split, ["train", "val"])
     rows, part = np.flatnonzero(chosen), clips.subset(chosen)
     labels, sources = part.covid_label.astype(int), part.source.astype(str)
-    members = {"embedding": teacher["embedding"][rows], "mfcc": mfcc_statistics([f.waveform for f in features(part)])}
+    members = probe_inputs(features(part), cache["embedding"][rows])
     strata = np.array([f"{s}/{y}" for s, y in zip(sources, labels)])
     results: dict[str, dict[str, float]] = {}
     for per_source in (False, True):

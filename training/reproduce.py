@@ -22,7 +22,7 @@ import torch
 from coughkd.features import N_MELS, front_end_spec
 from coughkd.predict import WINDOW_FRAMES, ClipFeatures, sigmoid
 from training import distill, prepare, teacher
-from training.clips import ClipScores, ClipSet, clip_scores, features, load_run
+from training.clips import ClipScores, ClipSet, clip_scores, features
 from training.configurator import parse_overrides
 from training.evaluate import (
     choose_threshold,
@@ -232,11 +232,10 @@ def main(argv: list[str]) -> dict:
     start = time.time()
     run, out = Path(config["run_dir"]), Path(config["out_dir"])
     families_ = config["families"].split(",")
-    prepare.main([f"--run_dir={run}", f"--limit={config['limit']}", f"--non_cough_clips={config['non_cough_clips']}",
-                  f"--seed={config['seed']}"])
-    teacher_summary = teacher.main([f"--run_dir={run}", f"--seed={config['seed']}"])
-    clips, _ = load_run(run)
+    clips = prepare.main([f"--run_dir={run}", f"--limit={config['limit']}",
+                          f"--non_cough_clips={config['non_cough_clips']}", f"--seed={config['seed']}"])
     feats = features(clips)
+    teacher_summary = teacher.main([f"--run_dir={run}", f"--seed={config['seed']}"], feats)
     checkpoints = {}
     for family in families_:
         checkpoints[family] = distill.main([f"--run_dir={run}", f"--family={family}",

@@ -94,15 +94,21 @@ def cough_target(clips: ClipSet, outputs: dict[str, np.ndarray], tag_weight: flo
     return (1 - tag_weight) * known + tag_weight * outputs["cough_score"]
 
 
+def probe_inputs(feats: list[ClipFeatures], embedding: np.ndarray, mfcc_probe: bool = True) -> dict[str, np.ndarray]:
+    """What the COVID-19 probes read per clip: the teacher's embedding and, optionally, MFCC statistics of the
+    band-limited clip (training.compare_probes weighs the same inputs)."""
+    inputs = {"embedding": embedding}
+    if mfcc_probe:
+        inputs["mfcc"] = mfcc_statistics([f.waveform for f in feats])
+    return inputs
+
+
 def covid_logits(clips: ClipSet, feats: list[ClipFeatures], embedding: np.ndarray, config: dict) -> np.ndarray:
     """The teacher's COVID-19 logit per clip: the mean of its probes, cross-fitted on the training clips."""
     labelled = clips.recording >= 0
     train = labelled & (clips.split == "train")
-    members = [embedding]
-    if config["mfcc_probe"]:
-        members.append(mfcc_statistics([f.waveform for f in feats]))
     logits = [cross_fitted_logits(x, clips.covid_label, clips.source, train, labelled & ~train, seed=config["seed"])
-              for x in members]
+              for x in probe_inputs(feats, embedding, config["mfcc_probe"]).values()]
     return np.mean(logits, axis=0).astype(np.float32)
 
 
@@ -124,12 +130,13 @@ def fine_tune_on_crops(model: Teacher, clips: ClipSet, feats: list[ClipFeatures]
                      train_weights=source_balanced_weights(clips.source[train], clips.covid_label[train]))
 
 
-def main(argv: list[str]) -> dict:
+def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
+    """``feats``: the clips' features when the caller already has them (reproduce computes them once)."""
     config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
     torch.manual_seed(config["seed"])
     run = Path(config["run_dir"])
     clips = ClipSet.load(run / "clips.npz")
-    feats = features(clips)
+    feats = features(clips) if feats is None else feats
     model = build(config)
     history = fine_tune_on_crops(model, clips, feats, config) if config["finetune_epochs"] > 0 else None
     if not PartialState().is_main_process:  # under `accelerate launch`, one process caches and writes
