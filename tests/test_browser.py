@@ -4,7 +4,6 @@ Leaves full-page screenshots in reports/browser/ (kept by CI as an artefact); re
 """
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app import free_port
 from tests.test_app import REPO, TELEGRAM, shipped_or_fixture_model
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,9 +48,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.skip(f"no browser at {CHROMIUM}")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port("127.0.0.1")
     model_dir = shipped_or_fixture_model(tmp_path_factory)
     log = tmp_path_factory.mktemp("app") / "app.log"
     with log.open("w") as out:

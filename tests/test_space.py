@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app import free_port
 from build import smoke, space
 from tests.test_build_exe import model_to_ship
 
@@ -80,12 +80,6 @@ def test_refuses_a_damaged_model(tmp_path: Path, space_dir: Path) -> None:
         space.assemble(tmp_path / "out", model)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
@@ -106,7 +100,7 @@ def test_space_runs_in_a_fresh_venv_from_its_requirements(space_dir: Path, tmp_p
 
     # As on Spaces: no arguments; they set where to listen. BROWSER=true makes the app's "open a browser" a no-op.
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    env.update(GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(free_port()), BROWSER="true")
+    env.update(GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(free_port("127.0.0.1")), BROWSER="true")
     with smoke.serve([python, "app.py"], tmp_path / "space.log", cwd=space_dir, env=env) as server:
         assert server.url.endswith(f":{env['GRADIO_SERVER_PORT']}")
         measured = {"venv_install_s": round(install_s, 1), "startup_s": round(server.startup_s, 2)}
