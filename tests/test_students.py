@@ -7,7 +7,7 @@ import torch
 
 from coughkd.features import log_mel
 from training.losses import Distiller, DistillWeights, soft_bce, source_balanced_weights
-from training.models.students import STUDENTS, build_student, count_parameters
+from training.models.students import STUDENTS, LogMelCNN, MfccStatistics, build_student, count_parameters
 
 MAX_PARAMETERS = 100_000
 
@@ -77,7 +77,7 @@ def test_distillation_steps_lower_the_loss(family: str) -> None:
         parts["total"].backward()
         optimizer.step()
         losses.append(float(parts["total"]))
-    assert set(parts) == {"hard", "soft", "cough", "embedding", "total"}
+    assert set(parts) == {"hard", "soft", "cough", "penalty", "embedding", "total"}
     assert losses[-1] < 0.7 * losses[0], losses
 
 
@@ -101,3 +101,48 @@ def test_balanced_weights_make_the_channel_uninformative() -> None:
         neg = w[(sources == source) & (labels == 0)].sum()
         assert pos == pytest.approx(neg), source
     assert w[labels >= 0].mean() == pytest.approx(1.0)
+
+
+def test_mfcc_statistics_match_librosa() -> None:
+    """The one MFCC-statistics definition agrees with librosa's DCT and delta on the same log-mel."""
+    import librosa
+    import scipy.fft
+
+    waveform = np.random.default_rng(3).standard_normal(16000 * 2).astype(np.float32) * 0.1
+    mel = log_mel(waveform)
+    mfcc = scipy.fft.dct(mel, type=2, norm="ortho", axis=0)[:20]
+    delta = librosa.feature.delta(mfcc, width=5, mode="nearest")
+    expected = np.concatenate([mfcc.mean(-1), mfcc.std(-1), delta.mean(-1), delta.std(-1)])
+    got = MfccStatistics()(torch.from_numpy(mel)[None])[0].numpy()
+    assert np.allclose(got, expected, rtol=1e-4, atol=1e-4), np.abs(got - expected).max()
+
+
+def test_cnn_covid_logit_is_the_mean_of_its_members() -> None:
+    model = LogMelCNN().eval()
+    x = _inputs("cnn", 2.0)
+    model.fit_standardiser(list(x.numpy()))
+    members, cough, _ = model.members(x)
+    covid, cough_again = model(x)
+    assert members.shape == (2, 2)
+    assert torch.allclose(covid, members.mean(-1)) and torch.allclose(cough, cough_again)
+    assert LogMelCNN(mfcc_readout=False).members(x)[0].shape == (2, 1)
+
+
+def test_standardiser_centres_the_readout_inputs_on_the_training_clips() -> None:
+    model = LogMelCNN()
+    clips = [log_mel(np.random.default_rng(i).standard_normal(16000 * (1 + i % 3)).astype(np.float32) * 0.1 * (i + 1))
+             for i in range(6)]
+    model.fit_standardiser(clips)
+    with torch.no_grad():
+        z = torch.cat([(model.mfcc(torch.from_numpy(c)[None]) - model.mfcc_mean) / model.mfcc_std for c in clips])
+    assert torch.allclose(z.mean(0), torch.zeros(80), atol=1e-4)
+    assert torch.allclose(z.std(0, unbiased=False), torch.ones(80), atol=1e-3)
+    assert {"mfcc_mean", "mfcc_std"} <= set(model.state_dict())
+
+
+def test_readout_penalty_is_l2_on_its_weights() -> None:
+    model = LogMelCNN(readout_l2=0.5)
+    with torch.no_grad():
+        model.readout.weight.fill_(2.0)
+    assert float(model.penalty()) == pytest.approx(0.5 * 80 * 4.0)
+    assert float(LogMelCNN(mfcc_readout=False).penalty()) == 0.0

@@ -60,7 +60,7 @@ LABELS = {
     "wav2vec2_base_torch": ("wav2vec2-base", "PyTorch FP32"),
     "wav2vec2_base_ov_fp32": ("wav2vec2-base", "OpenVINO FP32"),
     "teacher_torch": ("EfficientAT mn04 teacher", "PyTorch FP32"),
-    "mfcc_baseline": ("MFCC baseline", "numpy + scikit-learn"),
+    "mfcc_baseline": ("MFCC baseline", "PyTorch statistics + scikit-learn"),
     "student_torch": ("student", "PyTorch FP32"),
     "student_ov_fp32": ("student (coughkd)", "OpenVINO FP32"),
     "student_ov_int8": ("student (coughkd)", "OpenVINO INT8"),

@@ -161,6 +161,7 @@ def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
                                                      config["batch_size"], config["seed"], config["length_jitter"]),
                         collate_fn=RandomCrops(train_inputs, {k: v[train] for k, v in targets.items()}, config["seed"]))
     model = build_student(config["family"])
+    model.fit_standardiser([inputs[i] for i in train if clips.covid_label[i] >= 0])  # the clips the COVID head reads
     distiller = Distiller(model, DistillWeights(config["hard_weight"], config["soft_weight"], config["temperature"],
                                                 config["cough_weight"], config["embedding_weight"]),
                           teacher["embedding"].shape[1])

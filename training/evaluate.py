@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import scipy.fft
+import torch
 from matplotlib.figure import Figure
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -27,9 +27,8 @@ from tqdm import tqdm
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import log_mel
 from training.data import COVID19_COUGH, Recording, decode_all, load_covid19_cough
+from training.models.students import MfccStatistics
 
-N_MFCC = 20
-DELTA_WIDTH = 2
 POOLED = "pooled"
 STUDENT_VARIANTS = ("int8", "fp32")  # the shipped default first
 
@@ -128,19 +127,9 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -
     return float(gap[count > 0].sum() / p.size)
 
 
-def _deltas(x: np.ndarray) -> np.ndarray:
-    """Regression deltas over the last (time) axis, edges repeated, as in HTK/librosa."""
-    n = x.shape[-1]
-    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(DELTA_WIDTH, DELTA_WIDTH)], mode="edge")
-    num = sum(
-        k * (padded[..., DELTA_WIDTH + k : DELTA_WIDTH + k + n] - padded[..., DELTA_WIDTH - k : DELTA_WIDTH - k + n])
-        for k in range(1, DELTA_WIDTH + 1)
-    )
-    return num / (2 * sum(k * k for k in range(1, DELTA_WIDTH + 1)))
-
-
 def mfcc_statistics(windows_or_waveforms: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """(n, 4 * N_MFCC) features: mean and std over time of the MFCCs and of their deltas.
+    """(n, 80) features: mean and std over time of 20 MFCCs and of their deltas, computed by students.MfccStatistics,
+    the module the student's own read-out uses.
 
     MFCCs are the orthonormal DCT-II of the project's own log-mel front end, so the baseline sees the same
     band-limited (0-4 kHz) input as the student and cannot read the channel from bandwidth either.
@@ -148,12 +137,10 @@ def mfcc_statistics(windows_or_waveforms: np.ndarray | Sequence[np.ndarray]) -> 
     """
     if isinstance(windows_or_waveforms, np.ndarray) and windows_or_waveforms.ndim == 1:
         raise ValueError("expected a batch: a 2-D array or a sequence of 1-D waveforms")
-    rows = []
-    for waveform in windows_or_waveforms:
-        mfcc = scipy.fft.dct(log_mel(np.asarray(waveform, dtype=np.float32)), type=2, norm="ortho", axis=-2)
-        mfcc = mfcc[:N_MFCC].astype(np.float64)
-        delta = _deltas(mfcc)
-        rows.append(np.concatenate([mfcc.mean(-1), mfcc.std(-1), delta.mean(-1), delta.std(-1)]))
+    statistics = MfccStatistics()
+    with torch.no_grad():
+        rows = [statistics(torch.from_numpy(log_mel(np.asarray(w, dtype=np.float32)))[None])[0].numpy()
+                for w in windows_or_waveforms]
     return np.stack(rows).astype(np.float32)
 
 

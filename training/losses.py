@@ -4,6 +4,8 @@ The two heads are binary (sigmoid) outputs, so "soft targets with temperature" m
 tempered Bernoulli distribution: BCE(sigmoid(s / T), sigmoid(t / T)) * T^2, the binary analogue of Hinton et al.
 Windows without a COVID-19 label (generated non-cough audio) get weight 0 in that head's loss; labelled windows
 are weighted so that, within each source, positives and negatives count equally (see source_balanced_weights).
+A student whose COVID-19 head has several members (students.LogMelCNN) gets these losses on each member, plus the
+student's own penalty.
 """
 from __future__ import annotations
 
@@ -64,15 +66,19 @@ class Distiller(nn.Module):
     def forward(self, x: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss parts for one batch. ``batch``: covid_label (-1 = none), covid_weight (0 where no label),
         teacher_covid_logit, cough_target (soft, 0..1), teacher_embedding."""
-        covid_logit, cough_logit, student_embedding = self.student(x, with_embedding=True)
+        covid_logits, cough_logit, student_embedding = self.student.members(x)
         w = self.weights
         weight = batch["covid_weight"]
         label = batch["covid_label"].clamp(min=0).float()
-        hard = _weighted_mean(F.binary_cross_entropy_with_logits(covid_logit, label, reduction="none"), weight)
-        soft = _weighted_mean(soft_bce(covid_logit, batch["teacher_covid_logit"], w.temperature), weight)
+        hard = soft = torch.zeros((), device=x.device)
+        for covid_logit in covid_logits.unbind(dim=-1):  # each member learns as if alone
+            hard = hard + _weighted_mean(F.binary_cross_entropy_with_logits(covid_logit, label, reduction="none"),
+                                         weight)
+            soft = soft + _weighted_mean(soft_bce(covid_logit, batch["teacher_covid_logit"], w.temperature), weight)
         cough = F.binary_cross_entropy_with_logits(cough_logit, batch["cough_target"])
-        parts = {"hard": hard, "soft": soft, "cough": cough}
-        total = w.hard * hard + w.soft * soft + w.cough * cough
+        penalty = self.student.penalty().to(x.device)
+        parts = {"hard": hard, "soft": soft, "cough": cough, "penalty": penalty}
+        total = w.hard * hard + w.soft * soft + w.cough * cough + penalty
         if self.projection is not None:
             target = F.normalize(batch["teacher_embedding"], dim=-1)
             embedding = 1 - F.cosine_similarity(self.projection(student_embedding), target, dim=-1).mean()

@@ -30,6 +30,7 @@ from training.evaluate import (
     evaluate_scores,
     markdown_table,
     operating_point,
+    per_source_auc,
     within_source_auc,
     write_report,
 )
@@ -73,6 +74,24 @@ def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: d
     windows = distill.window_logits(model, distill.window_inputs(part, family))
     cough = np.array([float(sigmoid(k.max())) for _, k in windows])
     return clip_scores(clips.subset(clips.split == split), covid), cough, clips.is_cough[rows]
+
+
+MEMBER_NAMES = {"cnn": ["CNN head", "MFCC-statistics read-out"], "wav2vec": ["head"]}
+
+
+@torch.no_grad()
+def member_aucs(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, split: str) -> dict[str, dict[str, float]]:
+    """Per-source AUC of each member of a student's COVID-19 head alone and of their mean (the shipped logit), so
+    the card shows what each member adds."""
+    model, family = from_checkpoint(checkpoint), checkpoint["family"]
+    rows = np.flatnonzero((clips.split == split) & (clips.recording >= 0))
+    inputs = distill.student_inputs([feats[i] for i in rows], family)
+    logits = np.stack([model.members(torch.from_numpy(x[None]))[0][0].numpy() for x in inputs])
+    columns = {name: logits[:, i] for i, name in enumerate(MEMBER_NAMES[family][:logits.shape[1]])}
+    if logits.shape[1] > 1:
+        columns["mean (shipped)"] = logits.mean(axis=1)
+    labels, sources = clips.covid_label[rows], clips.source[rows]
+    return {name: per_source_auc(labels, column, sources) for name, column in columns.items()}
 
 
 def choose_cough_threshold(cough_probability: np.ndarray, is_cough: np.ndarray) -> float:
@@ -150,6 +169,9 @@ def model_card(config: dict, results: dict, summary: dict) -> str:
     per_source = results["student_int8"]["test_operating_point"]["per_source"]
     op_rows = "\n".join(f"| {src} | {v['sensitivity']:.3f} | {v['specificity']:.3f} |" for src, v in per_source.items())
     cough = s["cough_head"]
+    member_sources = sorted(next(iter(s["members"].values())))
+    members_table = "\n".join(f"| {name} | " + " | ".join(f"{aucs[src]:.3f}" for src in member_sources) + " |"
+                               for name, aucs in s["members"].items())
     return f"""# Model card: coughkd student ({s['shipped']})
 
 **A research demo, not a medical device.** It was trained on {sum(s['splits'].values())} induced-cough recordings
@@ -162,6 +184,11 @@ it to decide anything about anyone's health.
   the whole recording (recordings over 30 s in 30 s pieces, logits averaged). Two heads: COVID-19 probability, and
   cough/not-cough probability, read on 1 s slices around the cough events that `coughkd.events` finds (the app
   gives no COVID-19 score for audio that does not sound like a cough; each event also gets its own scores).
+- The COVID-19 logit is the mean of two members trained side by side on the same loss: the CNN's head, and a
+  linear read-out (81 parameters, L2-penalised) of standardised MFCC statistics of the same log-mel, computed
+  inside the network. Cross-validation on the training data (`training/models/students.py` says why) found the CNN
+  better on call-centre audio and the MFCC statistics better on Telegram audio; the member table below shows
+  each on the test split.
 - Shipped as OpenVINO IR, FP32 and INT8 (NNCF post-training quantisation: {s['export']['int8'].get('method', 'n/a')}).
   FP32 IR vs PyTorch max abs difference: {s['export']['fp32_parity_max_abs_diff']:.1e}.
 - Teacher: EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023),
@@ -193,6 +220,12 @@ Student families compared (PyTorch, same clips, same teacher cache; within-sourc
 | family | parameters | val within-source AUC | test within-source AUC |
 |---|---|---|---|
 {families_table}
+
+The shipped student's COVID-19 head, member by member (PyTorch, test split, AUC within each source):
+
+| member | {' | '.join(member_sources)} |
+|---|{'---|' * len(member_sources)}
+{members_table}
 
 Operating point of the shipped INT8 model on the test split, threshold {s['threshold']:.3f} chosen on validation
 data for 90% specificity:
@@ -288,6 +321,7 @@ def main(argv: list[str]) -> dict:
         "shipped": shipped, "checkpoints": checkpoints, "teacher": teacher_summary, "family_test": family_test, "threshold": threshold,
         "export": export_info,
         "cough_head": cough_operating_point(*test_scores[shipped][1:], cough_threshold),
+        "members": member_aucs(clips, feats, checkpoints[shipped], "test"),
         "positive_share": positive_share(data_report["counts"]),
         "data": {"found": data_report["found"], "conflicting_groups": len(data_report["conflicting_groups"]),
                  "undecodable": len(data_report["undecodable"]), "counts": data_report["counts"]},

@@ -5,19 +5,55 @@ Two families, compared side by side:
 - ``TinyWav2Vec``: a wav2vec2-style raw-waveform model, a strided conv feature encoder followed by a couple of
   small transformer layers, as in wav2vec2 but a thousand times smaller.
 
-Both return ``(covid_logit, cough_logit)`` from ``forward`` (the exported contract), plus the shared embedding
-when asked, for embedding-matching distillation. Each stays under 100k parameters.
+Both return ``(covid_logit, cough_logit)`` from ``forward`` (the exported contract); ``members`` also gives the
+shared embedding, for embedding-matching distillation. Each stays under 100k parameters.
+
+The CNN's COVID-19 logit is the mean of two members trained side by side, each on the whole distillation loss: the
+CNN's own head, and a linear read-out of MFCC statistics of the same log-mel. Cross-validation on the training data
+showed why: the CNN is the better model for call-centre recordings, whole-clip MFCC statistics for Telegram ones,
+and their mean beat either alone on the mean of the two.
 """
 from __future__ import annotations
 
+import numpy as np
+import scipy.fft
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from coughkd.features import N_MELS
+
+N_MFCC = 20
+DELTA_WIDTH = 2
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class MfccStatistics(nn.Module):
+    """(B, 4 * n_mfcc) from a log-mel (B, n_mels, frames): mean and std over time of the MFCCs (orthonormal DCT-II
+    of the log-mel) and of their regression deltas (edges repeated, as in HTK/librosa).
+
+    The one definition of these statistics: the student's read-out, the teacher's MFCC probe and the MFCC baseline
+    all compute theirs with this module."""
+
+    def __init__(self, n_mels: int = N_MELS, n_mfcc: int = N_MFCC, delta_width: int = DELTA_WIDTH):
+        super().__init__()
+        dct = scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc]
+        self.register_buffer("dct", torch.tensor(dct, dtype=torch.float32), persistent=False)
+        offsets = torch.arange(-delta_width, delta_width + 1, dtype=torch.float32)
+        kernel = offsets / (2 * (offsets[delta_width + 1:] ** 2).sum())
+        self.register_buffer("delta_kernel", kernel.view(1, 1, -1).repeat(n_mfcc, 1, 1), persistent=False)
+        self.delta_width = delta_width
+        self.dim = 4 * n_mfcc
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        mfcc = torch.einsum("cm,bmt->bct", self.dct, log_mel)
+        padded = F.pad(mfcc, (self.delta_width, self.delta_width), mode="replicate")
+        delta = F.conv1d(padded, self.delta_kernel, groups=mfcc.shape[1])
+        return torch.cat([mfcc.mean(-1), mfcc.std(-1, unbiased=False), delta.mean(-1), delta.std(-1, unbiased=False)],
+                         dim=-1)
 
 
 class _TwoHeads(nn.Module):
@@ -28,14 +64,23 @@ class _TwoHeads(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def heads(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.covid_head(embedding).squeeze(-1), self.cough_head(embedding).squeeze(-1)
-
-    def forward(self, x: torch.Tensor, with_embedding: bool = False) -> tuple[torch.Tensor, ...]:
-        """``(covid_logit, cough_logit)``, the exported contract; training also asks for the embedding."""
+    def members(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(covid_logits (B, members), cough_logit, embedding)``: every member of the COVID-19 head is trained on
+        the whole loss, and the exported logit is their mean."""
         embedding = self.embed(x)
-        covid_logit, cough_logit = self.heads(embedding)
-        return (covid_logit, cough_logit, embedding) if with_embedding else (covid_logit, cough_logit)
+        return self.covid_head(embedding), self.cough_head(embedding).squeeze(-1), embedding
+
+    def penalty(self) -> torch.Tensor:
+        """A regularisation term the model needs beyond weight decay (none by default)."""
+        return torch.zeros(())
+
+    def fit_standardiser(self, inputs: list[np.ndarray]) -> None:
+        """Set input statistics from the training inputs before training (nothing to set by default)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(covid_logit, cough_logit)``, the exported contract (training reads ``members``)."""
+        covid_logits, cough_logit, _ = self.members(x)
+        return covid_logits.mean(dim=-1), cough_logit
 
 
 class _SeparableBlock(nn.Module):
@@ -58,9 +103,14 @@ class _SeparableBlock(nn.Module):
 
 
 class LogMelCNN(_TwoHeads):
-    """Input: log-mel (B, n_mels, frames) from coughkd.features.log_mel; any number of frames."""
+    """Input: log-mel (B, n_mels, frames) from coughkd.features.log_mel; any number of frames.
 
-    def __init__(self, n_mels: int = N_MELS, channels: tuple[int, ...] = (24, 48, 96, 128, 160), dropout: float = 0.2):
+    With ``mfcc_readout``, the COVID-19 head has a second member: a linear read-out of the clip's standardised MFCC
+    statistics, kept small by an L2 penalty of ``readout_l2`` (about scikit-learn's C = 0.01 on a few hundred
+    recordings), as the logistic probes that do well on these statistics are."""
+
+    def __init__(self, n_mels: int = N_MELS, channels: tuple[int, ...] = (24, 48, 96, 128, 160), dropout: float = 0.2,
+                 mfcc_readout: bool = True, readout_l2: float = 0.1):
         super().__init__()
         self.input_norm = nn.BatchNorm1d(n_mels)
         self.stem = nn.Sequential(
@@ -73,11 +123,37 @@ class LogMelCNN(_TwoHeads):
         self.dropout = nn.Dropout(dropout)
         self.covid_head = nn.Linear(self.embed_dim, 1)
         self.cough_head = nn.Linear(self.embed_dim, 1)
+        self.mfcc = MfccStatistics(n_mels) if mfcc_readout else None
+        if self.mfcc is not None:
+            self.register_buffer("mfcc_mean", torch.zeros(self.mfcc.dim))
+            self.register_buffer("mfcc_std", torch.ones(self.mfcc.dim))
+            self.readout = nn.Linear(self.mfcc.dim, 1)
+        self.readout_l2 = readout_l2
 
     def embed(self, log_mel: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1)))
         x = x.mean(dim=2)  # over frequency: (B, C, T)
         return self.dropout(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))
+
+    def members(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        covid_logits, cough_logit, embedding = super().members(log_mel)
+        if self.mfcc is None:
+            return covid_logits, cough_logit, embedding
+        readout = self.readout((self.mfcc(log_mel) - self.mfcc_mean) / self.mfcc_std)
+        return torch.cat([covid_logits, readout], dim=-1), cough_logit, embedding
+
+    def penalty(self) -> torch.Tensor:
+        return self.readout_l2 * self.readout.weight.pow(2).sum() if self.mfcc is not None else super().penalty()
+
+    @torch.no_grad()
+    def fit_standardiser(self, inputs: list[np.ndarray]) -> None:
+        """The read-out's inputs standardised by their mean and std over the training clips, as a StandardScaler
+        would be, so one penalty suits every statistic."""
+        if self.mfcc is None:
+            return
+        stats = torch.cat([self.mfcc(torch.from_numpy(x[None]).to(self.mfcc_mean.device)) for x in inputs])
+        self.mfcc_mean.copy_(stats.mean(dim=0))
+        self.mfcc_std.copy_(stats.std(dim=0, unbiased=False).clamp(min=1e-6))
 
 
 class TinyWav2Vec(_TwoHeads):
