@@ -146,3 +146,22 @@ def test_readout_penalty_is_l2_on_its_weights() -> None:
         model.readout.weight.fill_(2.0)
     assert float(model.penalty()) == pytest.approx(0.5 * 80 * 4.0)
     assert float(LogMelCNN(mfcc_readout=False).penalty()) == 0.0
+
+
+def test_each_member_learns_from_its_own_loss() -> None:
+    """The read-out's gradient is that of its own hard + soft loss (+ penalty), as if trained alone, not of the mean."""
+    x, batch = _toy_batch("cnn", n=8)
+    model = LogMelCNN().eval()
+    model.fit_standardiser(list(x.numpy()))
+    weights = DistillWeights()
+    Distiller(model, weights, teacher_dim=16)(x, batch)["total"].backward()
+    from_distiller = model.readout.weight.grad.clone()
+
+    model.zero_grad()
+    readout = model.members(x)[0][:, 1]
+    label, weight = batch["covid_label"].clamp(min=0).float(), batch["covid_weight"]
+    hard = (torch.nn.functional.binary_cross_entropy_with_logits(readout, label, reduction="none") * weight).sum()
+    soft = (soft_bce(readout, batch["teacher_covid_logit"], weights.temperature) * weight).sum()
+    alone = (weights.hard * hard + weights.soft * soft) / weight.sum() + model.penalty()
+    alone.backward()
+    assert torch.allclose(from_distiller, model.readout.weight.grad, atol=1e-6)
