@@ -193,8 +193,9 @@ def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
         history.append({"epoch": epoch, **totals, "val_auc": val_auc})
         progress.set_postfix(loss=f"{totals['total']:.3f}", val_auc=f"{val_auc:.3f}")
     state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(distiller).student.state_dict().items()}
-    return {"family": config["family"], "config": {}, "state_dict": state,
-            "parameters": count_parameters(model), "val_auc": history[-1]["val_auc"], "history": history, "distill": {k: config[k] for k in _CONFIG_KEYS if k not in ("run_dir", "family")}}
+    return {"family": config["family"], "config": {}, "state_dict": state, "parameters": count_parameters(model),
+            "val_auc": history[-1]["val_auc"], "history": history,
+            "distill": {k: config[k] for k in _CONFIG_KEYS if k not in ("run_dir", "family")}}
 
 
 def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
@@ -212,8 +213,8 @@ def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
     return checkpoint
 
 
-_CONFIG_KEYS = ("run_dir", "family", "epochs", "batch_size", "length_jitter", "learning_rate", "weight_decay", "hard_weight",
-                "soft_weight", "temperature", "cough_weight", "embedding_weight", "spec_augment", "seed")
+_CONFIG_KEYS = ("run_dir", "family", "epochs", "batch_size", "length_jitter", "learning_rate", "weight_decay",
+                "hard_weight", "soft_weight", "temperature", "cough_weight", "embedding_weight", "spec_augment", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
