@@ -4,10 +4,11 @@
     accelerate launch -m training.distill --run_dir=runs/latest --family=wav2vec
 
 Reads the clips from ``prepare`` and the teacher outputs cached by ``teacher``, trains one student family with
-hard labels + tempered teacher targets (+ optional embedding matching; weights below) on whole clips,
-keeps the last epoch of the one-cycle schedule, and writes the checkpoint ``student_<family>.pt``. Validation AUC
-is logged every epoch but picks nothing: with 8 Telegram positives in the validation split, an epoch chosen by it
-is chosen on noise (runs of this step saw the Telegram AUC swing by more than 0.3 between validation and test).
+hard labels + tempered teacher targets (+ optional embedding matching; weights below) on whole clips (the CNN's
+MFCC read-out is fitted to the same loss outright first, see students.LogMelCNN.fit_readout), keeps the last
+epoch of the one-cycle schedule, and writes the checkpoint ``student_<family>.pt``. Validation AUC is logged every
+epoch but picks nothing: with 8 Telegram positives in the validation split, an epoch chosen by it is chosen on
+noise (runs of this step saw the Telegram AUC swing by more than 0.3 between validation and test).
 """
 from __future__ import annotations
 
@@ -161,11 +162,13 @@ def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
                                                      config["batch_size"], config["seed"], config["length_jitter"]),
                         collate_fn=RandomCrops(train_inputs, {k: v[train] for k, v in targets.items()}, config["seed"]))
     model = build_student(config["family"])
-    model.fit_standardiser([inputs[i] for i in train if clips.covid_label[i] >= 0])  # the clips the COVID head reads
     distiller = Distiller(model, DistillWeights(config["hard_weight"], config["soft_weight"], config["temperature"],
                                                 config["cough_weight"], config["embedding_weight"]),
                           teacher["embedding"].shape[1])
-    optimizer = torch.optim.AdamW(distiller.parameters(), lr=config["learning_rate"],
+    labelled = train[clips.covid_label[train] >= 0]  # the clips the COVID-19 head learns from, whole and clean
+    labelled_targets = {k: torch.from_numpy(v[labelled]) for k, v in targets.items()}
+    model.fit_readout([inputs[i] for i in labelled], lambda logit: distiller.covid_loss(logit, labelled_targets))
+    optimizer = torch.optim.AdamW([p for p in distiller.parameters() if p.requires_grad], lr=config["learning_rate"],
                                   weight_decay=config["weight_decay"])
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config["learning_rate"],
                                                     total_steps=config["epochs"] * len(loader))

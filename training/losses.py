@@ -4,8 +4,8 @@ The two heads are binary (sigmoid) outputs, so "soft targets with temperature" m
 tempered Bernoulli distribution: BCE(sigmoid(s / T), sigmoid(t / T)) * T^2, the binary analogue of Hinton et al.
 Windows without a COVID-19 label (generated non-cough audio) get weight 0 in that head's loss; labelled windows
 are weighted so that, within each source, positives and negatives count equally (see source_balanced_weights).
-A student whose COVID-19 head has several members (students.LogMelCNN) gets these losses on each member, plus the
-student's own penalty.
+A student whose COVID-19 head has several members (students.LogMelCNN) gets these losses on each member; one
+fitted outright before SGD (its ``fit_readout``) is fitted to the same ``covid_loss``.
 """
 from __future__ import annotations
 
@@ -63,22 +63,32 @@ class Distiller(nn.Module):
         self.weights = weights
         self.projection = nn.Linear(student.embed_dim, teacher_dim) if weights.embedding > 0 else None
 
+    def covid_losses(self, covid_logit: torch.Tensor,
+                     batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hard, soft) COVID-19 losses of one member's logits, weighted as described above."""
+        weight = batch["covid_weight"]
+        label = batch["covid_label"].clamp(min=0).float()
+        hard = _weighted_mean(F.binary_cross_entropy_with_logits(covid_logit, label, reduction="none"), weight)
+        soft = _weighted_mean(soft_bce(covid_logit, batch["teacher_covid_logit"], self.weights.temperature), weight)
+        return hard, soft
+
+    def covid_loss(self, covid_logit: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted sum of one member's hard and soft losses: what each member of the COVID-19 head minimises."""
+        hard, soft = self.covid_losses(covid_logit, batch)
+        return self.weights.hard * hard + self.weights.soft * soft
+
     def forward(self, x: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss parts for one batch. ``batch``: covid_label (-1 = none), covid_weight (0 where no label),
         teacher_covid_logit, cough_target (soft, 0..1), teacher_embedding."""
         covid_logits, cough_logit, student_embedding = self.student.members(x)
         w = self.weights
-        weight = batch["covid_weight"]
-        label = batch["covid_label"].clamp(min=0).float()
         hard = soft = torch.zeros((), device=x.device)
         for covid_logit in covid_logits.unbind(dim=-1):  # each member learns as if alone
-            hard = hard + _weighted_mean(F.binary_cross_entropy_with_logits(covid_logit, label, reduction="none"),
-                                         weight)
-            soft = soft + _weighted_mean(soft_bce(covid_logit, batch["teacher_covid_logit"], w.temperature), weight)
+            member_hard, member_soft = self.covid_losses(covid_logit, batch)
+            hard, soft = hard + member_hard, soft + member_soft
         cough = F.binary_cross_entropy_with_logits(cough_logit, batch["cough_target"])
-        penalty = self.student.penalty().to(x.device)
-        parts = {"hard": hard, "soft": soft, "cough": cough, "penalty": penalty}
-        total = w.hard * hard + w.soft * soft + w.cough * cough + penalty
+        parts = {"hard": hard, "soft": soft, "cough": cough}
+        total = w.hard * hard + w.soft * soft + w.cough * cough
         if self.projection is not None:
             target = F.normalize(batch["teacher_embedding"], dim=-1)
             embedding = 1 - F.cosine_similarity(self.projection(student_embedding), target, dim=-1).mean()

@@ -193,11 +193,11 @@ it to decide anything about anyone's health.
   the whole recording (recordings over 30 s in 30 s pieces, logits averaged). Two heads: COVID-19 probability, and
   cough/not-cough probability, read on 1 s slices around the cough events that `coughkd.events` finds (the app
   gives no COVID-19 score for audio that does not sound like a cough; each event also gets its own scores).
-- The COVID-19 logit is the mean of two members trained side by side on the same loss: the CNN's head, and a
-  linear read-out (L2-penalised) of standardised MFCC statistics of the same log-mel, computed inside the
-  network. Cross-validation on the training data (`training/models/students.py`) found the CNN better on
-  call-centre audio and the MFCC statistics better on Telegram audio; the member table below shows each on the
-  test split.
+- The COVID-19 logit is the mean of two members, each fitted to the same distillation loss: a linear read-out
+  (L2-penalised) of standardised MFCC statistics of the same log-mel, computed inside the network and fitted
+  outright (L-BFGS) on the whole training clips first, then frozen; and the CNN's head, trained by SGD.
+  Cross-validation on the training data (`training/models/students.py`) found the CNN better on call-centre
+  audio and the MFCC statistics better on Telegram audio; the member table below shows each on the test split.
 - Shipped as OpenVINO IR, FP32 and INT8 (NNCF post-training quantisation: {quantisation(s['export']['int8'])}).
   FP32 IR vs PyTorch max abs difference: {s['export']['fp32_parity_max_abs_diff']:.1e}.
 - Teacher: EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023),
