@@ -86,3 +86,31 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     shipped_row = next(line for line in text.splitlines() if line.startswith("| mean (shipped) |"))
     assert [f"{cnn_test[s]['auc']:.3f}" for s in sorted(cnn_test)] == shipped_row.strip("| ").split(" | ")[1:], \
         "the members' mean is the shipped student, so its row must repeat the student's own AUCs"
+
+    from training import crossval
+
+    run_clips = ClipSet.load(tmp_path / "run" / "clips.npz")
+    report = crossval.main([f"--run_dir={tmp_path / 'run'}", "--folds=2", "--epochs=1", f"--card={card}",
+                            f"--report_dir={reports}", "--n_boot=50"])
+    recordings, _ = crossval.cross_validated_rows(run_clips)
+    assert report["recordings"] == recordings.sum() == sum(
+        g["n"] for g in report["results"]["teacher"]["per_source"].values()), "each recording scored once"
+    assert {"student (shipped: mean of members)", "student member: CNN head", "teacher",
+            "mfcc_baseline"} <= set(report["per_source_auc"])
+    assert json.loads((reports / "crossval.json").read_text())["per_source_auc"] == report["per_source_auc"]
+    text = card.read_text()
+    assert "Not measured for this recipe yet" not in text
+    assert f"{report['per_source_auc']['teacher']['telegram']:.3f}" in text
+
+
+def test_cross_validation_never_reads_the_test_split() -> None:
+    from training.crossval import cross_validated_rows
+
+    clips = ClipSet.build([np.zeros(4, np.float32)] * 6, recording=np.array([0, 1, 2, -1, -1, 3]),
+                          split=np.array(["train", "val", "test", "train", "test", "train"]),
+                          covid_label=np.array([1, 0, 1, -1, -1, 0]),
+                          source=np.array(["a", "a", "a", "generated:tone", "generated:tone", "b"]),
+                          is_cough=np.array([1, 1, 1, 0, 0, 1], np.int8))
+    recordings, kept = cross_validated_rows(clips)
+    assert recordings.tolist() == [True, True, False, False, False, True]
+    assert kept.tolist() == [True, True, False, True, False, True]

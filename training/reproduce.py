@@ -46,6 +46,8 @@ from training.models.students import from_checkpoint
 
 # The card's speed section lies between these markers; `python -m training.bench` rewrites it for the model it measured.
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+# ... and its cross-validation section between these; `python -m training.crossval` rewrites it for the recipe it ran.
+CROSSVAL_START, CROSSVAL_END = "<!-- crossval:start -->", "<!-- crossval:end -->"
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/reproduce"
@@ -248,6 +250,14 @@ validation clips for the best balanced accuracy): {cough['coughs_accepted']:.1%}
 accepted, {cough['non_cough_rejected']:.1%} of {cough['n_non_cough']} generated non-cough clips rejected.
 
 ![ROC on the test split](../reports/eval/roc.png) (written by the run; not committed)
+
+## Cross-validation of the recipe (training and validation recordings)
+Validation and test hold few Telegram positives each, so one split's Telegram AUC is a noisy draw. Each fold repeats
+this recipe (teacher probes, distillation, baseline) on the other folds and scores the held-out one.
+{CROSSVAL_START}
+Not measured for this recipe yet: run `python -m training.crossval --run_dir={config['run_dir']}`, which writes its
+figures here.
+{CROSSVAL_END}
 
 ## Speed and size
 {BENCH_START}
