@@ -605,6 +605,9 @@ def serve_app(model_dir: Path, log_file: Path, timeout_s: float = 180.0) -> Iter
                         raise TimeoutError(f"app.py did not answer on {url} within {timeout_s:.0f} s; see {log_file}")
                     time.sleep(0.5)
             ready = READY.search(log_file.read_text())
+            while ready is None and time.monotonic() < deadline:  # the app prints it just after the server answers
+                time.sleep(0.1)
+                ready = READY.search(log_file.read_text())
             yield url, float(ready.group(1)) if ready else None
         finally:
             process.terminate()
@@ -821,15 +824,17 @@ def snippet(report: dict) -> str:
     return f"{text}\nMeasured with `{report['command']}` ({report['date']}); full tables in reports/bench.md."
 
 
-def quote(path: Path, text: str) -> bool:
-    """Put `text` between the bench markers of a document (README, model card); False if it has none."""
+def quote(path: Path, text: str, markers: tuple[str, str] | None = None) -> bool:
+    """Put `text` between a pair of markers of a document (README, model card), by default the bench markers;
+    False if it has none."""
     from training.reproduce import BENCH_END, BENCH_START
 
+    opening, closing = markers or (BENCH_START, BENCH_END)
     document = path.read_text()
-    start, end = document.find(BENCH_START), document.find(BENCH_END)
+    start, end = document.find(opening), document.find(closing)
     if start < 0 or end < start:
         return False
-    path.write_text(document[:start + len(BENCH_START)] + "\n" + text + "\n" + document[end:])
+    path.write_text(document[:start + len(opening)] + "\n" + text + "\n" + document[end:])
     return True
 
 
