@@ -95,7 +95,7 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     recordings, _ = crossval.cross_validated_rows(run_clips)
     assert report["recordings"] == recordings.sum() == sum(
         g["n"] for g in report["results"]["teacher"]["per_source"].values()), "each recording scored once"
-    assert {"student (shipped: mean of members)", "student member: CNN head", "teacher",
+    assert {"student (mean of members, as shipped; PyTorch)", "student member: CNN head", "teacher",
             "mfcc_baseline"} <= set(report["per_source_auc"])
     assert json.loads((reports / "crossval.json").read_text())["per_source_auc"] == report["per_source_auc"]
     text = card.read_text()
