@@ -17,7 +17,8 @@ Telegram (mean of 3 seeds), a logistic regression on the MFCC statistics 0.71 / 
 is in whole-clip MFCC statistics, which the CNN alone does not pick up from a few dozen Telegram positives. A
 read-out trained by SGD beside the CNN, on SpecAugment-masked crops whose statistics are not the clean clip's,
 reached only 0.72 / 0.60 alone and 0.81 / 0.63 in the mean (2 seeds); fitted outright it reached 0.71 / 0.69 alone
-and 0.81 / 0.67 in the mean (same folds and CNN members).
+and 0.81 / 0.67 in the mean (same folds and CNN members; those scripts read the first 10 s of each clip). The recipe
+as shipped, whole clips and all, is cross-validated member by member by ``python -m training.crossval``.
 """
 from __future__ import annotations
 
