@@ -268,6 +268,8 @@ Not measured for this model yet: run `python -m training.bench`, which writes it
 ## Limits of the evidence
 - The test split holds only {s['splits']['test']} recordings, few of them Telegram positives: the confidence
   intervals are wide, and differences of a few hundredths between models are within them.
+- The cross-validation runs on the recordings that the recipe's design choices (the MFCC read-out, its penalty)
+  were made on, so it is somewhat optimistic for this recipe; the test split chose nothing.
 - No participant identifiers exist, so the same person may appear in train and test under different recordings.
 - Negatives carry no laboratory test; only some positives are PCR-verified.
 - An independent held-out set (218 recordings) is kept outside this repository for the project's own checks.
