@@ -131,6 +131,15 @@ def clip_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> tuple[np.nd
 
 
 @torch.no_grad()
+def member_logits(model: torch.nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
+    """(clips, members) COVID-19 logits of each member of the student's head on whole clips, one clip per call
+    (their mean is what ``clip_logits`` and the exported model give)."""
+    model.eval()
+    device = next(model.parameters()).device
+    return np.stack([model.members(torch.from_numpy(x[None]).to(device))[0][0].cpu().numpy() for x in inputs])
+
+
+@torch.no_grad()
 def window_logits(model: torch.nn.Module, windows: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per clip, the (covid, cough) logits of its event windows (one batch per clip)."""
     model.eval()

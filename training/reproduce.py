@@ -81,14 +81,13 @@ def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: d
 MEMBER_NAMES = {"cnn": ["CNN head", "MFCC-statistics read-out"], "wav2vec": ["head"]}
 
 
-@torch.no_grad()
 def member_aucs(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, split: str) -> dict[str, dict[str, float]]:
     """Per-source AUC of each member of a student's COVID-19 head alone and of their mean (the shipped logit), so
     the card shows what each member adds."""
-    model, family = from_checkpoint(checkpoint), checkpoint["family"]
+    family = checkpoint["family"]
     rows = np.flatnonzero((clips.split == split) & (clips.recording >= 0))
     inputs = distill.student_inputs([feats[i] for i in rows], family)
-    logits = np.stack([model.members(torch.from_numpy(x[None]))[0][0].numpy() for x in inputs])
+    logits = distill.member_logits(from_checkpoint(checkpoint), inputs)
     columns = {name: logits[:, i] for i, name in enumerate(MEMBER_NAMES[family][:logits.shape[1]])}
     if logits.shape[1] > 1:
         columns["mean (shipped)"] = logits.mean(axis=1)
