@@ -20,6 +20,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,28 +57,22 @@ def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
 
 def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndarray], held: np.ndarray,
              student_config: dict, teacher_config: dict) -> dict[str, np.ndarray]:
-    """COVID-19 probabilities of the ``held`` recordings (a mask over clips) from the teacher, the student (and each
-    of its members) and the baseline, all fitted on the other recordings of the fold's clip set, in which ``held``
-    plays the validation split. Arrays are aligned with ``np.flatnonzero(held)``."""
-    _, kept = cross_validated_rows(clips)
-    rows = np.flatnonzero(kept)
-    part = ClipSet.build([clips.waveform(i) for i in rows], split=np.where(held[rows], "val", "train"),
-                         **{k: getattr(clips, k)[rows] for k in ("recording", "covid_label", "source", "is_cough")})
-    part_feats, part_cache = [feats[i] for i in rows], {k: v[rows] for k, v in cache.items()}
-    part_cache["covid_logit"] = teacher.covid_logits(part, part_feats, part_cache["embedding"], teacher_config)
-    model = from_checkpoint(distill.train_student(part, part_cache, student_config, part_feats)).eval()
+    """COVID-19 probabilities of the ``held`` recordings (a mask over ``clips``, the cross-validated clips only) from
+    the teacher, the student (and each of its members) and the baseline, all fitted on the other clips, with
+    ``held`` in the role of the validation split. Arrays are aligned with ``np.flatnonzero(held)``."""
+    part = replace(clips, split=np.where(held, "val", "train"))
+    part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
+    model = from_checkpoint(distill.train_student(part, part_cache, student_config, feats))
 
-    scored = np.flatnonzero(part.split == "val")
-    inputs = distill.student_inputs([part_feats[i] for i in scored], student_config["family"])
-    with torch.no_grad():
-        members = np.stack([model.members(torch.from_numpy(x[None]))[0][0].numpy() for x in inputs])
-    fit = np.flatnonzero((part.split == "train") & (part.recording >= 0))
-    baseline = MfccBaseline(teacher_config["seed"]).fit([part_feats[i].waveform for i in fit], part.covid_label[fit])
+    scored = np.flatnonzero(held)
+    members = distill.member_logits(model, distill.student_inputs([feats[i] for i in scored], student_config["family"]))
+    fit = np.flatnonzero(~held & (clips.recording >= 0))
+    baseline = MfccBaseline(teacher_config["seed"]).fit([feats[i].waveform for i in fit], clips.covid_label[fit])
     names = MEMBER_NAMES[student_config["family"]]
     return {"student (mean of members, as shipped; PyTorch)": sigmoid(members.mean(axis=1)),
             **({f"student member: {n}": sigmoid(members[:, k]) for k, n in enumerate(names)} if len(names) > 1 else {}),
             "teacher": sigmoid(part_cache["covid_logit"][scored]),
-            "mfcc_baseline": baseline.predict_proba([part_feats[i].waveform for i in scored])}
+            "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored])}
 
 
 def section(results: dict, report: dict) -> str:
@@ -101,6 +96,8 @@ def main(argv: list[str]) -> dict:
     start = time.time()
     run = Path(config["run_dir"])
     clips, cache = load_run(run)
+    _, kept = cross_validated_rows(clips)
+    clips, cache = clips.subset(kept), {k: v[kept] for k, v in cache.items()}
     shipped = torch.load(run / f"student_{config['family']}.pt", map_location="cpu", weights_only=False)
     student_config = {**shipped["distill"], "family": config["family"], "run_dir": str(run)}
     if config["epochs"] > 0:
@@ -109,7 +106,7 @@ def main(argv: list[str]) -> dict:
         "mfcc_probe"]}
     feats = features(clips)
 
-    labelled = np.flatnonzero(cross_validated_rows(clips)[0])
+    labelled = np.flatnonzero(clips.recording >= 0)
     strata = np.array([f"{s}/{y}" for s, y in zip(clips.source[labelled], clips.covid_label[labelled])])
     scores: dict[str, np.ndarray] = {}
     splitter = StratifiedKFold(config["folds"], shuffle=True, random_state=config["seed"])
