@@ -16,6 +16,9 @@ from training.evaluate import (
     markdown_table,
     mfcc_statistics,
     operating_point,
+    paired_auc_difference,
+    paired_differences,
+    paired_table,
     roc_auc_ci,
     sensitivity_at_specificity,
     within_source_auc,
@@ -188,11 +191,79 @@ def test_write_report_json_png_and_table(tmp_path) -> None:
     assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
 
     assert (tmp_path / "eval" / "table.md").read_text() == markdown_table(results)
+    results["student_int8"]["paired"] = paired_differences(y, rng.random(200), {"mfcc_baseline": rng.random(200)},
+                                                           sources, n_boot=50)
+    write_report(results, tmp_path / "eval")
+    assert (tmp_path / "eval" / "table.md").read_text() == (
+        markdown_table(results) + "\n" + paired_table("student_int8", results["student_int8"]["paired"]))
     table = markdown_table(results).strip().splitlines()
     assert len(table) == 2 + len(results)
     assert "AUC call-center (n=120)" in table[0] and "AUC telegram (n=80)" in table[0]
     auc = results["mfcc_baseline"]["per_source"]["telegram"]["auc"]
     assert table[3].startswith("| mfcc_baseline |") and f"{auc:.3f}" in table[3]
+
+
+def _correlated_models(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and two models that share one noisy latent score, each with a little noise of its own."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    latent = rng.normal(size=n) + y
+    return y, latent + 0.2 * rng.normal(size=n), latent + 0.2 * rng.normal(size=n)
+
+
+def test_paired_difference_point_is_the_difference_of_aucs_with_ties() -> None:
+    y, a, b = _correlated_models(300, 0)
+    a, b = np.round(a, 1), np.round(b, 1)
+    point, low, high = paired_auc_difference(y, a, b, n_boot=500)
+    assert point == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b), abs=1e-12)
+    assert low <= point <= high
+    assert paired_auc_difference(y, a, a, n_boot=200) == (0.0, 0.0, 0.0)
+
+
+def test_paired_ci_is_narrower_than_separate_cis_when_models_share_noise() -> None:
+    y, a, b = _correlated_models(200, 1)
+    _, low, high = paired_auc_difference(y, a, b, n_boot=1000)
+    _, a_low, a_high = roc_auc_ci(y, a, n_boot=1000)
+    # Resampling the two models independently would give a CI of the difference wider than either model's own.
+    assert high - low < 0.5 * (a_high - a_low)
+
+
+def test_paired_ci_tells_a_better_model_apart_and_is_seeded() -> None:
+    rng = np.random.default_rng(2)
+    y = (rng.random(400) < 0.4).astype(int)
+    latent = rng.normal(size=400)
+    better, worse = latent + 1.5 * y, latent + 0.5 * y
+    point, low, high = paired_auc_difference(y, better, worse, n_boot=500, seed=3)
+    assert point > 0 and low > 0
+    assert paired_auc_difference(y, worse, better, n_boot=500, seed=3) == pytest.approx((-point, -high, -low))
+    assert paired_auc_difference(y, better, worse, n_boot=500, seed=4) != (point, low, high)
+
+
+def test_paired_differences_per_source_and_table() -> None:
+    y, a, b = _correlated_models(300, 4)
+    sources = np.array(["call-center"] * 150 + ["telegram"] * 150)
+    paired = paired_differences(y, a, {"teacher": b, "itself": a}, sources, n_boot=300, seed=0)
+    cc = sources == "call-center"
+    expected = paired_auc_difference(y[cc], a[cc], b[cc], n_boot=300, seed=0)
+    assert paired["teacher"]["per_source"]["call-center"] == {"difference": expected[0], "ci": list(expected[1:])}
+    assert paired["teacher"]["pooled"]["difference"] == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    assert paired["itself"]["pooled"] == {"difference": 0.0, "ci": [0.0, 0.0]}
+
+    table = paired_table("student_int8", paired).strip().splitlines()
+    assert table[0] == "| student_int8 minus | AUC call-center | AUC telegram | AUC pooled |"
+    assert table[3] == "| itself | +0.000 [+0.000, +0.000] | +0.000 [+0.000, +0.000] | +0.000 [+0.000, +0.000] |"
+    d = paired["teacher"]["per_source"]["call-center"]
+    assert f"{d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" in table[2]
+
+
+def test_paired_differences_skip_single_class_groups() -> None:
+    y = np.array([0, 1, 0, 1, 0, 0])
+    sources = np.array(["a", "a", "a", "a", "b", "b"])
+    p = np.linspace(0, 1, 6)
+    paired = paired_differences(y, p, {"other": p[::-1]}, sources, n_boot=50)
+    assert paired["other"]["per_source"]["b"] is None
+    assert paired["other"]["per_source"]["a"]["difference"] == pytest.approx(0.75 - 0.25)
+    assert "n/a" in paired_table("m", paired)
 
 
 def test_within_source_auc_ignores_the_channel() -> None:
@@ -258,7 +329,11 @@ def test_evaluate_run_scores_every_model_on_the_test_split(fake_run, tmp_path) -
     assert point["threshold"] == 0.3 and point["tp"] + point["fn"] == sum(y)
     assert json.loads((tmp_path / "eval" / "report.json").read_text()).keys() == results.keys()
     assert (tmp_path / "eval" / "roc.png").is_file()
-    assert (tmp_path / "eval" / "table.md").read_text() == markdown_table(results)
+    paired = results["student_int8"]["paired"]
+    assert list(paired) == ["student_fp32", "teacher", "mfcc_baseline"]
+    assert paired["teacher"]["pooled"]["difference"] == pytest.approx(
+        results["student_int8"]["pooled"]["auc"] - results["teacher"]["pooled"]["auc"])
+    assert (tmp_path / "eval" / "table.md").read_text().startswith(markdown_table(results))
 
 
 def test_evaluate_run_needs_teacher_scores_for_every_test_recording(fake_run, tmp_path) -> None:

@@ -12,7 +12,7 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,36 +46,63 @@ def _split_scores(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return pos, neg
 
 
-def roc_auc_ci(
-    y: np.ndarray, p: np.ndarray, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
-) -> tuple[float, float, float]:
-    """ROC AUC and a percentile CI from a stratified bootstrap.
-
-    Positives and negatives are resampled separately so every replicate keeps the class balance (and has both
-    classes). A replicate is a pair of multinomial count vectors; with positives sorted, the number of positives
-    above / tied with each negative is read from cumulative counts, so all replicates cost O(n_boot * n).
-    """
-    pos, neg = _split_scores(y, p)
-    pos = np.sort(pos)
-    below = np.searchsorted(pos, neg, side="left")
-    not_above = np.searchsorted(pos, neg, side="right")
+def _weighted_auc(pos: np.ndarray, neg: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """AUC of these scores as a function of bootstrap count vectors (replicates, pos.size) and (replicates, neg.size),
+    indexed like ``pos`` and ``neg``. With positives sorted, the number of positives above / tied with each negative
+    is read from cumulative counts, so all replicates cost O(replicates * n)."""
+    order = np.argsort(pos, kind="stable")
+    below = np.searchsorted(pos[order], neg, side="left")
+    not_above = np.searchsorted(pos[order], neg, side="right")
 
     def auc(w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
         cum = np.zeros((w_pos.shape[0], pos.size + 1))
-        np.cumsum(w_pos, axis=1, out=cum[:, 1:])
+        np.cumsum(w_pos[:, order], axis=1, out=cum[:, 1:])
         wins = pos.size - 0.5 * (cum[:, below] + cum[:, not_above])
         return (w_neg * wins).sum(axis=1) / (pos.size * neg.size)
 
-    point = float(auc(np.ones((1, pos.size)), np.ones((1, neg.size)))[0])
+    return auc
+
+
+def _stratified_bootstrap(n_pos: int, n_neg: int, n_boot: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Chunks of (positive counts, negative counts): positives and negatives are resampled separately, so every
+    replicate keeps the class balance (and has both classes)."""
     rng = np.random.default_rng(seed)
-    chunk = max(1, 4_000_000 // (pos.size + neg.size))
-    boots = []
+    chunk = max(1, 4_000_000 // (n_pos + n_neg))
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
-        w_pos = rng.multinomial(pos.size, np.full(pos.size, 1.0 / pos.size), size=size)
-        w_neg = rng.multinomial(neg.size, np.full(neg.size, 1.0 / neg.size), size=size)
-        boots.append(auc(w_pos, w_neg))
-    low, high = np.quantile(np.concatenate(boots), [alpha / 2, 1 - alpha / 2])
+        yield (rng.multinomial(n_pos, np.full(n_pos, 1.0 / n_pos), size=size),
+               rng.multinomial(n_neg, np.full(n_neg, 1.0 / n_neg), size=size))
+
+
+def roc_auc_ci(
+    y: np.ndarray, p: np.ndarray, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """ROC AUC and a percentile CI from a stratified bootstrap."""
+    pos, neg = _split_scores(y, p)
+    auc = _weighted_auc(pos, neg)
+    point = float(auc(np.ones((1, pos.size)), np.ones((1, neg.size)))[0])
+    boots = np.concatenate([auc(w_pos, w_neg) for w_pos, w_neg in _stratified_bootstrap(pos.size, neg.size, n_boot,
+                                                                                         seed)])
+    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return point, float(low), float(high)
+
+
+def paired_auc_difference(
+    y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b) on the same clips, and a percentile CI from one stratified bootstrap applied to both.
+
+    Why paired: two models scored on the same few recordings share most of their sampling noise (an easy draw of
+    clips is easy for both), so the CI of the difference is far narrower than two separate CIs suggest; reading
+    overlap of separate CIs would call real differences noise."""
+    pos_a, neg_a = _split_scores(y, p_a)
+    pos_b, neg_b = _split_scores(y, p_b)
+    auc_a, auc_b = _weighted_auc(pos_a, neg_a), _weighted_auc(pos_b, neg_b)
+    ones = np.ones((1, pos_a.size)), np.ones((1, neg_a.size))
+    point = float(auc_a(*ones)[0] - auc_b(*ones)[0])
+    boots = np.concatenate([auc_a(w_pos, w_neg) - auc_b(w_pos, w_neg)
+                            for w_pos, w_neg in _stratified_bootstrap(pos_a.size, neg_a.size, n_boot, seed)])
+    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return point, float(low), float(high)
 
 
@@ -237,6 +264,42 @@ def evaluate_scores(
     return {"per_source": per_source, POOLED: _group_metrics(y, p, n_boot, seed)}
 
 
+def paired_differences(
+    y: np.ndarray, p: np.ndarray, others: dict[str, np.ndarray], sources: Sequence[str], n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """{other: {"per_source": {source: difference}, "pooled": difference}}: AUC of ``p`` minus AUC of each of
+    ``others`` on the same clips (paired_auc_difference); difference = {"difference", "ci": [low, high]}, or None
+    where a group holds a single class."""
+    y = np.asarray(y).astype(int).ravel()
+    sources = np.asarray(sources).astype(str).ravel()
+
+    def group(mask: np.ndarray, q: np.ndarray) -> dict | None:
+        if not 0 < y[mask].sum() < mask.sum():
+            return None
+        point, low, high = paired_auc_difference(y[mask], np.asarray(p)[mask], np.asarray(q)[mask], n_boot, seed)
+        return {"difference": point, "ci": [low, high]}
+
+    everything = np.ones(y.size, dtype=bool)
+    return {name: {"per_source": {str(s): group(sources == s, q) for s in sorted(set(sources.tolist()))},
+                   POOLED: group(everything, q)} for name, q in others.items()}
+
+
+def paired_table(model: str, paired: dict[str, dict]) -> str:
+    """A card table: one row per compared model, ``model``'s AUC minus its AUC [95% paired CI] per source, pooled."""
+    first = next(iter(paired.values()))
+    panels = list(first["per_source"]) + [POOLED]
+    lines = [f"| {model} minus | " + " | ".join(f"AUC {panel}" for panel in panels) + " |",
+             "|---|" + "---|" * len(panels)]
+    for name, comparison in paired.items():
+        cells = []
+        for panel in panels:
+            d = comparison[POOLED] if panel == POOLED else comparison["per_source"][panel]
+            cells.append("n/a" if d is None else f"{d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _panels(results: dict[str, dict]) -> list[str]:
     sources = sorted({source for result in results.values() for source in result["per_source"]})
     return sources + [POOLED]
@@ -255,12 +318,14 @@ def _fmt_auc(group: dict | None) -> str:
 
 def write_report(results: dict[str, dict], out_dir: Path) -> tuple[Path, Path]:
     """Write report.json ({model: evaluate_scores output}) and roc.png (a panel per source, then pooled); also
-    table.md (markdown_table), so the three always describe the same models."""
+    table.md (markdown_table, then the paired_table of each row that has paired differences), so the three always
+    describe the same models."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "report.json", out_dir / "roc.png"
     json_path.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
-    (out_dir / "table.md").write_text(markdown_table(results))
+    (out_dir / "table.md").write_text(markdown_table(results) + "".join(
+        "\n" + paired_table(name, result["paired"]) for name, result in results.items() if "paired" in result))
 
     panels = _panels(results)
     fig = Figure(figsize=(4.5 * len(panels), 4.6), layout="constrained")
@@ -350,9 +415,10 @@ def evaluate_run(
 ) -> dict[str, dict]:
     """Score the run's held-out test split with every model and write the report.
 
-    Models: the OpenVINO students through coughkd (fp32, int8), the teacher (scores cached by the run in
-    teacher_test_scores.json), and the MFCC baseline fitted here on the run's train split. `recordings`
-    defaults to the shared covid19-cough set; split.json refers to them by content hash.
+    Models: the OpenVINO students through coughkd (int8, fp32), the teacher (scores cached by the run in
+    teacher_test_scores.json), and the MFCC baseline fitted here on the run's train split; the shipped INT8
+    student's row also holds its paired AUC differences to the others (``paired``). `recordings` defaults to the
+    shared covid19-cough set; split.json refers to them by content hash.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     split = json.loads((run_dir / "split.json").read_text())
@@ -374,17 +440,23 @@ def evaluate_run(
     waveforms = [waveform for _, waveform in decoded_test]
 
     results: dict[str, dict] = {}
+    scores: dict[str, np.ndarray] = {}
     for variant in STUDENT_VARIANTS:
         p, threshold = score_student(Path(model_dir), variant, waveforms, progress)
+        scores[f"student_{variant}"] = p
         results[f"student_{variant}"] = evaluate_scores(y, p, sources, n_boot, seed)
         results[f"student_{variant}"]["test_operating_point"] = _operating_points(y, p, sources, threshold)
-    teacher = np.array([teacher_scores[rec.sha256] for rec, _ in decoded_test], dtype=np.float64)
-    results["teacher"] = evaluate_scores(y, teacher, sources, n_boot, seed)
+    scores["teacher"] = np.array([teacher_scores[rec.sha256] for rec, _ in decoded_test], dtype=np.float64)
     baseline = MfccBaseline(seed).fit([w for _, w in decoded_train], [rec.label for rec, _ in decoded_train])
-    results["mfcc_baseline"] = evaluate_scores(y, baseline.predict_proba(waveforms), sources, n_boot, seed)
+    scores["mfcc_baseline"] = baseline.predict_proba(waveforms)
+    for name in ("teacher", "mfcc_baseline"):
+        results[name] = evaluate_scores(y, scores[name], sources, n_boot, seed)
+    shipped, *others = scores
+    results[shipped]["paired"] = paired_differences(y, scores[shipped], {name: scores[name] for name in others},
+                                                    sources, n_boot, seed)
 
     write_report(results, out_dir)
-    print(markdown_table(results))
+    print((out_dir / "table.md").read_text())
     return results
 
 
