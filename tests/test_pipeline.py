@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 import coughkd
 from training.configurator import parse_overrides
@@ -86,6 +87,9 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     shipped_row = next(line for line in text.splitlines() if line.startswith("| mean (shipped) |"))
     assert [f"{cnn_test[s]['auc']:.3f}" for s in sorted(cnn_test)] == shipped_row.strip("| ").split(" | ")[1:], \
         "the members' mean is the shipped student, so its row must repeat the student's own AUCs"
+    vs_teacher = results["student_int8"]["paired"]["teacher"]["pooled"]
+    assert vs_teacher["difference"] == pytest.approx(pooled["auc"] - results["teacher"]["pooled"]["auc"])
+    assert "| teacher | " in text and f"{vs_teacher['difference']:+.3f} [{vs_teacher['ci'][0]:+.3f}, " in text
 
     from training import crossval
 
@@ -101,6 +105,13 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     text = card.read_text()
     assert "Not measured for this recipe yet" not in text
     assert f"{report['per_source_auc']['teacher']['telegram']:.3f}" in text
+    oof = report["out_of_fold"]
+    telegram = np.array(oof["source"]) == "telegram"
+    assert len(oof["recording"]) == report["recordings"]
+    assert roc_auc_score(np.array(oof["label"])[telegram], np.array(oof["teacher"])[telegram]) == pytest.approx(
+        report["per_source_auc"]["teacher"]["telegram"]), "the stored out-of-fold scores are the ones scored"
+    student_minus_teacher = report["paired"]["teacher"]["per_source"]["telegram"]["difference"]
+    assert f"{student_minus_teacher:+.3f} [" in text
 
 
 def test_cross_validation_never_reads_the_test_split() -> None:

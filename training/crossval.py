@@ -12,7 +12,8 @@ are cross-fitted on the fold's training recordings (training.teacher.covid_logit
 them with the shipped student's own distillation config (training.distill.train_student), and the MFCC baseline is
 fitted on the fold's training recordings; then each scores the held-out fold. Generated non-cough clips of the
 training split stay in every fold's training set; test clips are never read. Writes reports/crossval.json and the
-card's cross-validation section (between its crossval markers).
+card's cross-validation section (between its crossval markers); the json keeps every recording's out-of-fold
+scores (``out_of_fold``, recordings by index into the run's recordings.json), so other statistics need no re-run.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from training import distill, teacher
 from training.bench import quote
 from training.clips import ClipSet, features, load_run
 from training.configurator import parse_overrides
-from training.evaluate import MfccBaseline, evaluate_scores
+from training.evaluate import MfccBaseline, evaluate_scores, paired_differences, paired_table
 from training.models.students import from_checkpoint
 from training.reproduce import CROSSVAL_END, CROSSVAL_START, MEMBER_NAMES
 
@@ -46,6 +47,8 @@ report_dir = "reports"
 n_boot = 2000
 seed = 0
 # --------------------------------------------------------------------------------------------------------------------
+
+STUDENT = "student (mean of members, as shipped; PyTorch)"
 
 
 def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +72,7 @@ def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndar
     fit = np.flatnonzero(~held & (clips.recording >= 0))
     baseline = MfccBaseline(teacher_config["seed"]).fit([feats[i].waveform for i in fit], clips.covid_label[fit])
     names = MEMBER_NAMES[student_config["family"]]
-    return {"student (mean of members, as shipped; PyTorch)": sigmoid(members.mean(axis=1)),
+    return {STUDENT: sigmoid(members.mean(axis=1)),
             **({f"student member: {n}": sigmoid(members[:, k]) for k, n in enumerate(names)} if len(names) > 1 else {}),
             "teacher": sigmoid(part_cache["covid_logit"][scored]),
             "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored])}
@@ -87,7 +90,9 @@ def section(results: dict, report: dict) -> str:
     for name, r in results.items():
         cells = [f"{g['auc']:.3f} [{g['auc_ci'][0]:.3f}, {g['auc_ci'][1]:.3f}]" for g in r["per_source"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
+    lines += ["", "The student against the others on the same out-of-fold scores, paired (one bootstrap resamples the "
+              "same recordings for both):", "", paired_table("student", report["paired"]).rstrip("\n"),
+              "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
     return "\n".join(lines)
 
 
@@ -119,12 +124,16 @@ def main(argv: list[str]) -> dict:
 
     y, sources = clips.covid_label[labelled], clips.source[labelled].astype(str)
     results = {name: evaluate_scores(y, p, sources, config["n_boot"], config["seed"]) for name, p in scores.items()}
+    paired = paired_differences(y, scores[STUDENT], {name: scores[name] for name in ("teacher", "mfcc_baseline")},
+                                sources, config["n_boot"], config["seed"])
     report = {"command": shlex.join(["python", "-m", "training.crossval", *argv]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "minutes": (time.time() - start) / 60,
               "folds": config["folds"], "recordings": len(labelled), "student_config": student_config,
               "per_source_auc": {name: {s: g["auc"] for s, g in r["per_source"].items()}
                                  for name, r in results.items()},
-              "results": results}
+              "results": results, "paired": paired,
+              "out_of_fold": {"recording": clips.recording[labelled].tolist(), "label": y.tolist(),
+                              "source": sources.tolist(), **{name: p.tolist() for name, p in scores.items()}}}
     out = Path(config["report_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "crossval.json").write_text(json.dumps(report, indent=1, default=float))

@@ -30,6 +30,7 @@ from training.evaluate import (
     evaluate_scores,
     markdown_table,
     operating_point,
+    paired_table,
     per_source_auc,
     within_source_auc,
     write_report,
@@ -226,6 +227,11 @@ it to decide anything about anyone's health.
 
 ## Results on the held-out test split (95% bootstrap CI)
 {markdown_table(results)}
+The shipped INT8 student against the others, paired: each bootstrap replicate resamples the same test recordings for
+both models, so the noise they share (an easy or a hard draw of recordings) cancels, and a difference whose CI
+excludes 0 is one this split can tell apart:
+
+{paired_table('student_int8', results['student_int8']['paired'])}
 Student families compared (PyTorch, same clips, same teacher cache; within-source AUC = mean of the per-source AUCs):
 
 | family | parameters | val within-source AUC | test within-source AUC |
