@@ -1,4 +1,5 @@
-"""Evaluation: AUC with bootstrap CIs, operating points, calibration, an MFCC baseline, and the report.
+"""Evaluation: AUC with bootstrap CIs, paired differences, operating points, calibration, an MFCC baseline,
+and the report.
 
 The covid19-cough data has a channel confound (call-centre vs Telegram audio, with very different positive
 rates), so a pooled AUC can be earned by recognising the channel. Every figure is therefore computed within
@@ -81,8 +82,8 @@ def roc_auc_ci(
     pos, neg = _split_scores(y, p)
     auc = _weighted_auc(pos, neg)
     point = float(auc(np.ones((1, pos.size)), np.ones((1, neg.size)))[0])
-    boots = np.concatenate([auc(w_pos, w_neg) for w_pos, w_neg in _stratified_bootstrap(pos.size, neg.size, n_boot,
-                                                                                         seed)])
+    replicates = _stratified_bootstrap(pos.size, neg.size, n_boot, seed)
+    boots = np.concatenate([auc(w_pos, w_neg) for w_pos, w_neg in replicates])
     low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return point, float(low), float(high)
 
@@ -100,8 +101,8 @@ def paired_auc_difference(
     auc_a, auc_b = _weighted_auc(pos_a, neg_a), _weighted_auc(pos_b, neg_b)
     ones = np.ones((1, pos_a.size)), np.ones((1, neg_a.size))
     point = float(auc_a(*ones)[0] - auc_b(*ones)[0])
-    boots = np.concatenate([auc_a(w_pos, w_neg) - auc_b(w_pos, w_neg)
-                            for w_pos, w_neg in _stratified_bootstrap(pos_a.size, neg_a.size, n_boot, seed)])
+    replicates = _stratified_bootstrap(pos_a.size, neg_a.size, n_boot, seed)
+    boots = np.concatenate([auc_a(w_pos, w_neg) - auc_b(w_pos, w_neg) for w_pos, w_neg in replicates])
     low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return point, float(low), float(high)
 
