@@ -83,6 +83,16 @@ def analyse(model: coughkd.CoughModel, path: str | None) -> tuple[dict[str, Any]
     return result_json(prediction, Path(path).name), Analysis(prediction, audio)
 
 
+def channel_breakdown(per_source: dict[str, dict[str, Any]]) -> str:
+    """The same threshold per recording channel of that set, with counts: one threshold can catch most positives on
+    one channel and few on another, and the pooled figures hide it."""
+    if not per_source:
+        return ""
+    parts = [f"{source}, {p['tp']} of {p['tp'] + p['fn']} positives caught and {p['tn']} of {p['tn'] + p['fp']} "
+             f"negatives cleared" for source, p in per_source.items()]
+    return " By recording channel: " + "; ".join(parts) + "."
+
+
 def verdict_markdown(prediction: Prediction, operating_point: dict[str, Any]) -> str:
     """The headline: a COVID-19 score with its operating point, or a not-a-cough notice instead of any score."""
     n = len(prediction.events)
@@ -104,7 +114,8 @@ def verdict_markdown(prediction: Prediction, operating_point: dict[str, Any]) ->
             f"{prediction.threshold:.0%})",
             f"At this threshold the model had sensitivity {sensitivity:.0%} and specificity {specificity:.0%} "
             f"on its {operating_point['source']} set: it missed {1 - sensitivity:.0%} of "
-            f"COVID-19-positive recordings and flagged {1 - specificity:.0%} of negative ones.",
+            f"COVID-19-positive recordings and flagged {1 - specificity:.0%} of negative ones."
+            + channel_breakdown(operating_point.get("per_source", {})),
         ]
     paragraphs.append(details)
     if prediction.warnings:

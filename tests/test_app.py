@@ -166,6 +166,16 @@ def test_verdict_for_a_cough_shows_score_and_operating_point() -> None:
     assert "20% (below the threshold of 42%)" in below
 
 
+def test_verdict_breaks_the_operating_point_down_by_channel() -> None:
+    per_source = {"call-center": {"tp": 44, "fn": 16, "tn": 19, "fp": 5},
+                  "telegram": {"tp": 2, "fn": 6, "tn": 38, "fp": 1}}
+    text = app.verdict_markdown(_prediction(True), {**OPERATING_POINT, "per_source": per_source})
+    assert ("By recording channel: call-center, 44 of 60 positives caught and 19 of 24 negatives cleared; "
+            "telegram, 2 of 8 positives caught and 38 of 39 negatives cleared.") in text
+    assert "By recording channel" not in app.verdict_markdown(_prediction(True), OPERATING_POINT), \
+        "a manifest without per-channel figures (older models) shows the pooled ones only"
+
+
 def test_verdict_for_a_non_cough_shows_no_covid_score() -> None:
     text = app.verdict_markdown(_prediction(False, covid=0.9, warnings=("the recording is clipped",)), OPERATING_POINT)
     assert "does not sound like a cough" in text

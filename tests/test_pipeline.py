@@ -66,6 +66,11 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     assert manifest["student"]["parameters"] <= 100_000
     assert manifest["data"]["conflicting_groups_dropped"] > 0
     assert "--limit=60" in manifest["command"]
+    point = manifest["operating_point"]
+    for count in ("tp", "fn", "tn", "fp"):
+        assert sum(p[count] for p in point["per_source"].values()) == point[count], "channels add up to the pooled"
+    telegram = point["per_source"]["telegram"]
+    assert f"| telegram | {telegram['sensitivity']:.3f} | {telegram['specificity']:.3f} | " in card.read_text()
 
     model = coughkd.load(out)
     clip = next((cough_data / "raw").glob("*.mp3"))

@@ -397,8 +397,9 @@ def score_student(
     return np.asarray(probabilities, dtype=np.float64), float(threshold)
 
 
-def _operating_points(y: np.ndarray, p: np.ndarray, sources: np.ndarray, threshold: float) -> dict:
-    """The shipped threshold (chosen on validation) applied to test data, pooled and per source."""
+def operating_points(y: np.ndarray, p: np.ndarray, sources: np.ndarray, threshold: float) -> dict:
+    """{"per_source": {source: operating_point}, "pooled": operating_point} of one threshold: the pooled figures
+    hide how differently a threshold treats each recording channel."""
     points = {source: operating_point(y[sources == source], p[sources == source], threshold)
               for source in sorted(set(sources.tolist()))}
     return {"per_source": points, POOLED: operating_point(y, p, threshold)}
@@ -446,7 +447,7 @@ def evaluate_run(
         p, threshold = score_student(Path(model_dir), variant, waveforms, progress)
         scores[f"student_{variant}"] = p
         results[f"student_{variant}"] = evaluate_scores(y, p, sources, n_boot, seed)
-        results[f"student_{variant}"]["test_operating_point"] = _operating_points(y, p, sources, threshold)
+        results[f"student_{variant}"]["test_operating_point"] = operating_points(y, p, sources, threshold)
     scores["teacher"] = np.array([teacher_scores[rec.sha256] for rec, _ in decoded_test], dtype=np.float64)
     baseline = MfccBaseline(seed).fit([w for _, w in decoded_train], [rec.label for rec, _ in decoded_train])
     scores["mfcc_baseline"] = baseline.predict_proba(waveforms)

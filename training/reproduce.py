@@ -25,11 +25,12 @@ from training import distill, prepare, teacher
 from training.clips import ClipScores, ClipSet, clip_scores, features
 from training.configurator import parse_overrides
 from training.evaluate import (
+    POOLED,
     choose_threshold,
     evaluate_run,
     evaluate_scores,
     markdown_table,
-    operating_point,
+    operating_points,
     paired_table,
     per_source_auc,
     within_source_auc,
@@ -178,7 +179,9 @@ def model_card(config: dict, results: dict, summary: dict) -> str:
         f"| {f} | {c['parameters']:,} | {c['val_auc']:.3f} | {s['family_test'][f]:.3f} |"
         for f, c in s["checkpoints"].items())
     per_source = results["student_int8"]["test_operating_point"]["per_source"]
-    op_rows = "\n".join(f"| {src} | {v['sensitivity']:.3f} | {v['specificity']:.3f} |" for src, v in per_source.items())
+    val_points = s["val_operating_points"]["per_source"]
+    op_rows = "\n".join(f"| {src} | {val_points[src]['sensitivity']:.3f} | {val_points[src]['specificity']:.3f} | "
+                         f"{v['sensitivity']:.3f} | {v['specificity']:.3f} |" for src, v in per_source.items())
     cough = s["cough_head"]
     member_sources = sorted(next(iter(s["members"].values())))
     members_table = "\n".join(f"| {name} | " + " | ".join(f"{aucs[src]:.3f}" for src in member_sources) + " |"
@@ -244,11 +247,12 @@ The shipped student's COVID-19 head, member by member (PyTorch, test split, AUC 
 |---|{'---|' * len(member_sources)}
 {members_table}
 
-Operating point of the shipped INT8 model on the test split, threshold {s['threshold']:.3f} chosen on validation
-data for 90% specificity:
+Operating point per recording channel, threshold {s['threshold']:.3f} chosen on validation data for 90% pooled
+specificity: on validation (the PyTorch student the threshold was chosen on; the app quotes these) and on the test
+split (the shipped INT8 model):
 
-| source | sensitivity | specificity |
-|---|---|---|
+| source | validation sensitivity | validation specificity | test sensitivity | test specificity |
+|---|---|---|---|---|
 {op_rows}
 
 Cough head (test split, a clip's most cough-like event window, threshold {cough['threshold']:.3f} chosen on
@@ -307,6 +311,7 @@ def main(argv: list[str]) -> dict:
     shipped = families_[0]
     val_scores, val_cough, val_is_cough = student_clip_scores(clips, feats, checkpoints[shipped], "val")
     threshold = choose_threshold(val_scores.label, val_scores.probability, specificity=0.9)
+    val_points = operating_points(val_scores.label, val_scores.probability, val_scores.source, threshold)
     cough_threshold = choose_cough_threshold(val_cough, val_is_cough)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -320,7 +325,7 @@ def main(argv: list[str]) -> dict:
         model_id=f"coughkd-{shipped}-{time.strftime('%Y%m%d')}-s{config['seed']}",
         command=command,
         threshold={"covid": threshold, "cough": cough_threshold},
-        operating_point={**operating_point(val_scores.label, val_scores.probability, threshold), "source": "validation"},
+        operating_point={**val_points[POOLED], "per_source": val_points["per_source"], "source": "validation"},
         teacher={"name": "EfficientAT mn04 (AudioSet, mAP 0.432), frozen; COVID-19 head: per-source linear probes on "
                          "its clip embedding and on MFCC statistics, averaged",
                  "val_within_source_auc": teacher_summary["val_within_source_auc"]},
@@ -345,8 +350,8 @@ def main(argv: list[str]) -> dict:
     (run / "metrics.json").write_text(json.dumps({**saved, "metrics": test_metrics}, indent=1))
 
     summary = {
-        "shipped": shipped, "checkpoints": checkpoints, "teacher": teacher_summary, "family_test": family_test, "threshold": threshold,
-        "export": export_info,
+        "shipped": shipped, "checkpoints": checkpoints, "teacher": teacher_summary, "family_test": family_test,
+        "threshold": threshold, "val_operating_points": val_points, "export": export_info,
         "cough_head": cough_operating_point(*test_scores[shipped][1:], cough_threshold),
         "members": member_aucs(clips, feats, checkpoints[shipped], "test"),
         "positive_share": positive_share(data_report["counts"]),
