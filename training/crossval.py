@@ -33,7 +33,7 @@ from training import distill, teacher
 from training.bench import quote
 from training.clips import ClipSet, features, load_run
 from training.configurator import parse_overrides
-from training.evaluate import MfccBaseline, evaluate_scores, paired_differences, paired_table
+from training.evaluate import MfccBaseline, evaluate_scores, format_auc, paired_differences, paired_table
 from training.models.students import from_checkpoint
 from training.reproduce import CROSSVAL_END, CROSSVAL_START, MEMBER_NAMES
 
@@ -88,8 +88,7 @@ def section(results: dict, report: dict) -> str:
              "bootstrap CIs:", "",
              "| model | " + " | ".join(f"AUC {s}" for s in sources) + " |", "|---|" + "---|" * len(sources)]
     for name, r in results.items():
-        cells = [f"{g['auc']:.3f} [{g['auc_ci'][0]:.3f}, {g['auc_ci'][1]:.3f}]" for g in r["per_source"].values()]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(format_auc(g) for g in r["per_source"].values()) + " |")
     lines += ["", "The student against the others on the same out-of-fold scores, paired (one bootstrap resamples the "
               "same recordings for both):", "", paired_table("student", report["paired"]).rstrip("\n"),
               "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]

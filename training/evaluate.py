@@ -310,7 +310,8 @@ def _group(result: dict, panel: str) -> dict | None:
     return result[POOLED] if panel == POOLED else result["per_source"].get(panel)
 
 
-def _fmt_auc(group: dict | None) -> str:
+def format_auc(group: dict | None) -> str:
+    """"AUC [low, high]" of one evaluate_scores group, "n/a" where it holds a single class: every table's cell."""
     if group is None or group["auc"] is None:
         return "n/a"
     low, high = group["auc_ci"]
@@ -338,7 +339,7 @@ def write_report(results: dict[str, dict], out_dir: Path) -> tuple[Path, Path]:
             if group is None or group["roc"] is None:
                 continue
             counts = f" (n={group['n']}, {group['positives']} positive)"
-            ax.plot(group["roc"]["fpr"], group["roc"]["tpr"], label=f"{name}: AUC {_fmt_auc(group)}")
+            ax.plot(group["roc"]["fpr"], group["roc"]["tpr"], label=f"{name}: AUC {format_auc(group)}")
         ax.set_title(("pooled (channel-confounded)" if panel == POOLED else panel) + counts, fontsize=10)
         ax.set_xlabel("1 - specificity")
         ax.set_ylabel("sensitivity")
@@ -364,8 +365,8 @@ def markdown_table(results: dict[str, dict]) -> str:
     for name, result in results.items():
         pooled = result[POOLED]
         sens = "n/a" if pooled["sens_at_90_spec"] is None else f"{pooled['sens_at_90_spec']:.3f}"
-        row = [name] + [_fmt_auc(result["per_source"].get(s)) for s in sources]
-        row += [_fmt_auc(pooled), sens, f"{pooled['ece']:.3f}"]
+        row = [name] + [format_auc(result["per_source"].get(s)) for s in sources]
+        row += [format_auc(pooled), sens, f"{pooled['ece']:.3f}"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
