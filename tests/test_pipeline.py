@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
 import coughkd
@@ -100,7 +101,9 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
 
     run_clips = ClipSet.load(tmp_path / "run" / "clips.npz")
     report = crossval.main([f"--run_dir={tmp_path / 'run'}", "--folds=2", "--epochs=1", f"--card={card}",
-                            f"--report_dir={reports}", "--n_boot=50"])
+                            f"--report_dir={reports}", "--n_boot=50", "--student_seed=3"])
+    shipped = torch.load(tmp_path / "run" / "student_cnn.pt", map_location="cpu", weights_only=False)
+    assert report["student_config"]["seed"] == 3 != shipped["distill"]["seed"], "the folds' students used seed 3"
     recordings, _ = crossval.cross_validated_rows(run_clips)
     assert report["recordings"] == recordings.sum() == sum(
         g["n"] for g in report["results"]["teacher"]["per_source"].values()), "each recording scored once"

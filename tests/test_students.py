@@ -125,6 +125,14 @@ def test_cnn_covid_logit_is_the_mean_of_its_members() -> None:
     assert members.shape == (2, 2)
     assert torch.allclose(covid, members.mean(-1)) and torch.allclose(cough, cough_again)
     assert LogMelCNN(mfcc_readout=False).members(x)[0].shape == (2, 1)
+    assert model.member_names == ("CNN head", "MFCC-statistics read-out")
+
+
+@pytest.mark.parametrize("family, config", [("cnn", {}), ("cnn", {"mfcc_readout": False}), ("wav2vec", {})])
+def test_every_member_has_a_name(family: str, config: dict) -> None:
+    """The card and the cross-validation label members by these names, one per column of ``members``."""
+    model = build_student(family, **config).eval()
+    assert len(model.member_names) == model.members(_inputs(family, 1.0))[0].shape[1]
 
 
 def _fitted_readout(weights: DistillWeights, readout_l2: float = 0.03,

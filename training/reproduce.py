@@ -80,17 +80,15 @@ def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: d
     return clip_scores(clips.subset(clips.split == split), covid), cough, clips.is_cough[rows]
 
 
-MEMBER_NAMES = {"cnn": ["CNN head", "MFCC-statistics read-out"], "wav2vec": ["head"]}
-
-
 def member_aucs(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, split: str) -> dict[str, dict[str, float]]:
     """Per-source AUC of each member of a student's COVID-19 head alone and of their mean (the shipped logit), so
     the card shows what each member adds."""
     family = checkpoint["family"]
     rows = np.flatnonzero((clips.split == split) & (clips.recording >= 0))
     inputs = distill.student_inputs([feats[i] for i in rows], family)
-    logits = distill.member_logits(from_checkpoint(checkpoint), inputs)
-    columns = {name: logits[:, i] for i, name in enumerate(MEMBER_NAMES[family][:logits.shape[1]])}
+    model = from_checkpoint(checkpoint)
+    logits = distill.member_logits(model, inputs)
+    columns = dict(zip(model.member_names, logits.T))
     if logits.shape[1] > 1:
         columns["mean (shipped)"] = logits.mean(axis=1)
     labels, sources = clips.covid_label[rows], clips.source[rows]
