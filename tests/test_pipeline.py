@@ -101,9 +101,7 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
 
     run_clips = ClipSet.load(tmp_path / "run" / "clips.npz")
     report = crossval.main([f"--run_dir={tmp_path / 'run'}", "--folds=2", "--epochs=1", f"--card={card}",
-                            f"--report_dir={reports}", "--n_boot=50", "--student_seed=3"])
-    shipped = torch.load(tmp_path / "run" / "student_cnn.pt", map_location="cpu", weights_only=False)
-    assert report["student_config"]["seed"] == 3 != shipped["distill"]["seed"], "the folds' students used seed 3"
+                            f"--report_dir={reports}", "--n_boot=50"])
     recordings, _ = crossval.cross_validated_rows(run_clips)
     assert report["recordings"] == recordings.sum() == sum(
         g["n"] for g in report["results"]["teacher"]["per_source"].values()), "each recording scored once"
@@ -120,6 +118,13 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
         report["per_source_auc"]["teacher"]["telegram"]), "the stored out-of-fold scores are the ones scored"
     student_minus_teacher = report["paired"]["teacher"]["per_source"]["telegram"]["difference"]
     assert f"{student_minus_teacher:+.3f} [" in text
+
+    seeded = crossval.main([f"--run_dir={tmp_path / 'run'}", "--folds=2", "--epochs=1", "--card=",
+                            f"--report_dir={reports / 'seed3'}", "--n_boot=50", "--student_seed=3"])
+    shipped = torch.load(tmp_path / "run" / "student_cnn.pt", map_location="cpu", weights_only=False)
+    assert seeded["student_config"]["seed"] == 3 != shipped["distill"]["seed"], "the folds' students used seed 3"
+    assert seeded["per_source_auc"]["teacher"] == report["per_source_auc"]["teacher"], "same folds, same teacher"
+    assert (reports / "seed3" / "crossval.json").exists() and card.read_text() == text, "--card= leaves it alone"
 
 
 def test_cross_validation_never_reads_the_test_split() -> None:
