@@ -16,9 +16,9 @@ card's cross-validation section (between its crossval markers); the json keeps e
 scores (``out_of_fold``, recordings by index into the run's recordings.json), so other statistics need no re-run.
 
 How much of a difference is the seed: ``--student_seed=1 --card= --report_dir=reports/seed1`` distils every fold's
-student with another seed, on the same folds and teacher, and leaves the card alone. For the shipped recipe that moved the student's out-of-fold AUC from 0.820 / 0.728 to
-0.824 / 0.712 (call-centre / Telegram; 2026-11-29, 31 min): recipes that differ by 0.01-0.02 on Telegram are not
-told apart by one run each.
+student with another seed, on the same folds and teacher, and leaves the card alone. For the shipped recipe that
+moved the student's out-of-fold AUC from 0.820 / 0.728 to 0.824 / 0.712 (call-centre / Telegram; 2026-11-29,
+31 min): recipes that differ by 0.01-0.02 on Telegram are not told apart by one run each.
 """
 from __future__ import annotations
 
