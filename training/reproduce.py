@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -170,6 +171,11 @@ def quantisation(info: dict) -> str:
     return text + (f", shipped INT8 {info['int8_metric']:.3f}" if info["method"] == "accuracy_control" else "")
 
 
+def roc_image(card: Path) -> Path:
+    """Where the run's test-split ROC plot goes: beside the card, so its picture shows wherever the card is read."""
+    return card.with_name(f"{card.stem}_roc.png")
+
+
 def model_card(config: dict, results: dict, summary: dict) -> str:
     """The card: what the model is, how it was made, and the figures this run measured, nothing else."""
     s = summary
@@ -257,7 +263,7 @@ Cough head (test split, a clip's most cough-like event window, threshold {cough[
 validation clips for the best balanced accuracy): {cough['coughs_accepted']:.1%} of {cough['n_coughs']} recordings
 accepted, {cough['non_cough_rejected']:.1%} of {cough['n_non_cough']} generated non-cough clips rejected.
 
-![ROC on the test split](../reports/eval/roc.png) (written by the run; not committed)
+![ROC curves of every model on the test split, per source and pooled]({roc_image(Path(config['card'])).name})
 
 ## Cross-validation of the recipe (training and validation recordings)
 Validation and test hold few Telegram positives each, so one split's Telegram AUC is a noisy draw. Each fold repeats
@@ -340,7 +346,8 @@ def main(argv: list[str]) -> dict:
     for family, (scores, _, _) in test_scores.items():
         results[f"student_{family}_torch"] = evaluate_scores(scores.label, scores.probability, scores.source,
                                                              config["n_boot"], config["seed"])
-    write_report(results, Path(config["report_dir"]))
+    _, roc = write_report(results, Path(config["report_dir"]))
+    shutil.copyfile(roc, roc_image(Path(config["card"])))
     test_metrics = {name: {"per_source_auc": {s: g["auc"] for s, g in r["per_source"].items()},
                            "pooled_auc": r["pooled"]["auc"]} for name, r in results.items()}
     write_manifest(out, metrics={"export": export_info, "test": test_metrics}, **manifest_fields)
