@@ -83,8 +83,8 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
             "student_wav2vec_torch"} <= set(report)
     assert (reports / "roc.png").stat().st_size > 10_000
     assert (tmp_path / "CARD_roc.png").read_bytes() == (reports / "roc.png").read_bytes()
-    assert "](CARD_roc.png)" in card.read_text(), "the card shows the ROC plot that sits beside it"
     text = card.read_text()
+    assert "](CARD_roc.png)" in text, "the card shows the ROC plot that sits beside it"
     pooled = results["student_int8"]["pooled"]
     assert f"{pooled['auc']:.3f}" in text, "the card must quote the AUC this run measured"
     assert "not a medical device" in text

@@ -1,6 +1,6 @@
 """Student vs teacher vs MFCC baseline, cross-validated over the training and validation recordings (never test).
 
-    python -m training.crossval --run_dir=runs/reproduce      # after `python -m training.reproduce`; 22 min on 2 cores
+    python -m training.crossval --run_dir=runs/reproduce      # after `python -m training.reproduce`; ~25 min on 2 cores
 
 Why: the validation and test splits hold 8 Telegram positives each, and one model's Telegram AUC swings by 0.3-0.4
 between them (the teacher of the run behind the shipped model: 0.42 on validation, 0.78 on test, from the scores in
