@@ -244,3 +244,10 @@ class CoughModel:
 
     def predict(self, audio: AudioSource, sample_rate: int | None = None) -> Prediction:
         return predict(self.runtime, audio, sample_rate)
+
+    def scores(self, audio: AudioSource, sample_rate: int | None = None) -> Scores:
+        """The network's raw scores of a recording, before the gate's decision is worded (for evaluation: a COVID-19
+        logit exists even where the gate says "not a cough")."""
+        audio = audio if isinstance(audio, Audio) else load_audio(audio, sample_rate)
+        features = clip_features(audio.waveform, audio.sample_rate)
+        return score(self.runtime.run, features, self.runtime.thresholds["cough"])
