@@ -47,7 +47,7 @@ def without_latency(p: Prediction) -> dict:
 
 @pytest.mark.parametrize("seconds", [0.5, 30.0])
 def test_short_and_long_inputs(model: CoughModel, seconds: float) -> None:
-    p = model.predict(coughs(seconds))
+    p = model.predict(coughs(seconds), sample_rate=16000)
     assert p.duration_s == pytest.approx(seconds)
     bursts = len(np.arange(0.2, seconds - 0.3, 1.5))
     assert len(p.events) == max(bursts, 1)
@@ -56,12 +56,12 @@ def test_short_and_long_inputs(model: CoughModel, seconds: float) -> None:
 
 
 def test_prediction_is_consistent(model: CoughModel) -> None:
-    p = model.predict(coughs(6.0))
+    p = model.predict(coughs(6.0), sample_rate=16000)
     assert all(isinstance(e, EventScore) for e in p.events)
     assert p.covid_positive == (p.covid_probability >= p.threshold) and p.threshold == 0.5
     assert p.is_cough == (p.cough_probability >= 0.5)
     assert p.cough_probability == pytest.approx(max(e.cough_probability for e in p.events))
-    features = clip_features(load_audio(coughs(6.0)).waveform)
+    features = clip_features(load_audio(coughs(6.0), sample_rate=16000).waveform)
     clip_covid, _ = reference_logits(features.log_mel[None])
     assert p.covid_probability == pytest.approx(float(sigmoid(clip_covid[0])), abs=1e-5)
     event_covid, event_cough = reference_logits(features.windows)
@@ -96,15 +96,15 @@ def test_chunks_cover_the_clip_without_a_short_tail() -> None:
 
 def test_long_recording_is_scored_in_chunks(model: CoughModel) -> None:
     x = coughs(70.0)
-    features = clip_features(load_audio(x).waveform)
+    features = clip_features(load_audio(x, sample_rate=16000).waveform)
     pieces = chunks(features.log_mel)
     assert len(pieces) == 2
     expected = np.mean([reference_logits(piece[None])[0][0] for piece in pieces])
-    assert model.predict(x).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
+    assert model.predict(x, sample_rate=16000).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
 
 
 def test_to_json(model: CoughModel) -> None:
-    p = model.predict(coughs(4.0))
+    p = model.predict(coughs(4.0), sample_rate=16000)
     data = json.loads(json.dumps(p.to_json()))
     assert {"covid_probability", "cough_probability", "is_cough", "events", "latency_ms", "model"} <= data.keys()
     assert data["events"] == [[e.start_s, e.end_s, e.covid_probability] for e in p.events]
@@ -113,7 +113,7 @@ def test_to_json(model: CoughModel) -> None:
 
 def test_deterministic(model: CoughModel) -> None:
     x = coughs(5.0, seed=3)
-    first, second = model.predict(x), model.predict(x.copy())
+    first, second = model.predict(x, sample_rate=16000), model.predict(x.copy(), sample_rate=16000)
     assert without_latency(first) == without_latency(second)
 
 
@@ -121,7 +121,7 @@ def test_sample_rate_for_raw_arrays(model: CoughModel) -> None:
     at_48k = model.predict(coughs(3.0, rate=48000), sample_rate=48000)
     assert at_48k.duration_s == pytest.approx(3.0)
     assert [round(e.start_s, 1) for e in at_48k.events] == [0.2, 1.7]
-    at_16k = model.predict(coughs(3.0, rate=16000))
+    at_16k = model.predict(coughs(3.0, rate=16000), sample_rate=16000)
     assert at_48k.covid_probability == pytest.approx(at_16k.covid_probability, abs=0.05)
 
 
@@ -141,7 +141,9 @@ def test_warnings_are_passed_on(model: CoughModel) -> None:
 
 def test_bad_audio_raises(model: CoughModel) -> None:
     with pytest.raises(AudioError, match="silent"):
-        model.predict(np.zeros(16000, np.float32))
+        model.predict(np.zeros(16000, np.float32), sample_rate=16000)
+    with pytest.raises(AudioError, match="needs its sample rate"):
+        model.predict(coughs(3.0, rate=48000))
 
 
 def test_dataset_recording(model: CoughModel, cough_data: Path) -> None:
@@ -158,10 +160,10 @@ def test_aggregate() -> None:
 
 def test_default_model() -> None:
     if (MODEL_DIR / "manifest.json").exists():
-        assert 0.0 <= coughkd.predict(coughs(3.0)).covid_probability <= 1.0
+        assert 0.0 <= coughkd.predict(coughs(3.0), sample_rate=16000).covid_probability <= 1.0
     else:
         with pytest.raises(ModelError, match="manifest.json is missing"):
-            coughkd.predict(coughs(3.0))
+            coughkd.predict(coughs(3.0), sample_rate=16000)
 
 
 def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
@@ -169,7 +171,7 @@ def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
         "import sys, numpy as np, coughkd\n"
         f"m = coughkd.load({str(model_dir)!r})\n"
         "x = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1\n"
-        "m.predict(x)\n"
+        "m.predict(x, sample_rate=16000)\n"
         "heavy = sorted({n.split('.')[0] for n in sys.modules} & {'torch', 'transformers', 'accelerate', 'nncf'})\n"
         "print(','.join(heavy) or 'clean')\n"
     )
