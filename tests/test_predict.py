@@ -65,7 +65,7 @@ def without_latency(p: Prediction) -> dict:
 
 @pytest.mark.parametrize("seconds", [0.5, 30.0])
 def test_short_and_long_inputs(model: CoughModel, seconds: float) -> None:
-    p = model.predict(coughs(seconds))
+    p = model.predict(coughs(seconds), sample_rate=16000)
     assert p.duration_s == pytest.approx(seconds)
     bursts = len(np.arange(0.2, seconds - 0.3, 1.5))
     assert len(p.events) == max(bursts, 1)
@@ -74,11 +74,11 @@ def test_short_and_long_inputs(model: CoughModel, seconds: float) -> None:
 
 
 def test_prediction_is_consistent(model: CoughModel) -> None:
-    p = model.predict(coughs(6.0))
+    p = model.predict(coughs(6.0), sample_rate=16000)
     assert all(isinstance(e, EventScore) for e in p.events)
     assert p.is_cough and p.sound_type == "cough" and all(e.sound_type == "cough" for e in p.events)
     assert p.covid_positive == (p.covid_probability >= p.threshold) and p.threshold == 0.5
-    features = clip_features(load_audio(coughs(6.0)).waveform)
+    features = clip_features(load_audio(coughs(6.0), sample_rate=16000).waveform)
     clip_covid, clip_sound = reference_logits(features.log_mel[None])
     assert p.covid_probability == pytest.approx(float(sigmoid(clip_covid[0])), abs=1e-5)
     assert list(p.sound_probabilities) == list(coughkd.SOUND_TYPES)
@@ -92,7 +92,7 @@ def test_prediction_is_consistent(model: CoughModel) -> None:
 
 def test_closed_gate_gives_no_covid_score(closed: CoughModel) -> None:
     """Audio that is not a cough gets no COVID-19 number anywhere: the contract cannot say "positive" for noise."""
-    p = closed.predict(coughs(6.0))
+    p = closed.predict(coughs(6.0), sample_rate=16000)
     assert not p.is_cough and p.sound_type in ("speech", "breathing", "other")
     assert p.covid_probability is None and p.covid_positive is None
     assert all(e.covid_probability is None and e.sound_type != "cough" for e in p.events)
@@ -144,15 +144,15 @@ def test_chunks_cover_the_clip_without_a_short_tail() -> None:
 
 def test_long_recording_is_scored_in_chunks(model: CoughModel) -> None:
     x = coughs(70.0)
-    features = clip_features(load_audio(x).waveform)
+    features = clip_features(load_audio(x, sample_rate=16000).waveform)
     pieces = chunks(features.log_mel)
     assert len(pieces) == 2
     expected = np.mean([reference_logits(piece[None])[0][0] for piece in pieces])
-    assert model.predict(x).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
+    assert model.predict(x, sample_rate=16000).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
 
 
 def test_to_json(model: CoughModel) -> None:
-    p = model.predict(coughs(4.0))
+    p = model.predict(coughs(4.0), sample_rate=16000)
     data = json.loads(json.dumps(p.to_json()))
     assert {"covid_probability", "cough_probability", "is_cough", "sound_type", "sound_probabilities", "events",
             "latency_ms", "model"} <= data.keys()
@@ -162,7 +162,7 @@ def test_to_json(model: CoughModel) -> None:
 
 def test_deterministic(model: CoughModel) -> None:
     x = coughs(5.0, seed=3)
-    first, second = model.predict(x), model.predict(x.copy())
+    first, second = model.predict(x, sample_rate=16000), model.predict(x.copy(), sample_rate=16000)
     assert without_latency(first) == without_latency(second)
 
 
@@ -170,7 +170,7 @@ def test_sample_rate_for_raw_arrays(model: CoughModel) -> None:
     at_48k = model.predict(coughs(3.0, rate=48000), sample_rate=48000)
     assert at_48k.duration_s == pytest.approx(3.0)
     assert [round(e.start_s, 1) for e in at_48k.events] == [0.2, 1.7]
-    at_16k = model.predict(coughs(3.0, rate=16000))
+    at_16k = model.predict(coughs(3.0, rate=16000), sample_rate=16000)
     assert at_48k.covid_probability == pytest.approx(at_16k.covid_probability, abs=0.05)
 
 
@@ -190,7 +190,9 @@ def test_warnings_are_passed_on(model: CoughModel) -> None:
 
 def test_bad_audio_raises(model: CoughModel) -> None:
     with pytest.raises(AudioError, match="silent"):
-        model.predict(np.zeros(16000, np.float32))
+        model.predict(np.zeros(16000, np.float32), sample_rate=16000)
+    with pytest.raises(AudioError, match="needs its sample rate"):
+        model.predict(coughs(3.0, rate=48000))
 
 
 def test_dataset_recording(model: CoughModel, cough_data: Path) -> None:
@@ -207,10 +209,10 @@ def test_aggregate() -> None:
 
 def test_default_model() -> None:
     if (MODEL_DIR / "manifest.json").exists():
-        assert 0.0 <= coughkd.predict(coughs(3.0)).cough_probability <= 1.0
+        assert 0.0 <= coughkd.predict(coughs(3.0), sample_rate=16000).cough_probability <= 1.0
     else:
         with pytest.raises(ModelError, match="manifest.json is missing"):
-            coughkd.predict(coughs(3.0))
+            coughkd.predict(coughs(3.0), sample_rate=16000)
 
 
 def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
@@ -218,7 +220,7 @@ def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
         "import sys, numpy as np, coughkd\n"
         f"m = coughkd.load({str(model_dir)!r})\n"
         "x = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1\n"
-        "m.predict(x)\n"
+        "m.predict(x, sample_rate=16000)\n"
         "heavy = sorted({n.split('.')[0] for n in sys.modules} & {'torch', 'transformers', 'accelerate', 'nncf'})\n"
         "print(','.join(heavy) or 'clean')\n"
     )
