@@ -91,8 +91,8 @@ class LoadReport:
 
     def __str__(self) -> str:
         lines = [
-            f"{self.dataset}: {self.found} files found, {len(self.missing)} missing, "
-            f"{sum(self.excluded.values())} excluded",
+            (f"{self.dataset}: {self.found} files found, {len(self.missing)} missing, "
+             f"{sum(self.excluded.values())} excluded"),
             f"  groups of byte-identical files: {self.duplicate_groups}",
             f"  exact duplicates removed: {self.duplicates_removed}",
             f"  conflicting duplicate groups dropped: {len(self.conflicting_groups)} ({self.conflicting_files} files)",
