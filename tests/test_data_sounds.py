@@ -15,11 +15,15 @@ import soundfile as sf
 
 from training.data import (
     COSWARA_KINDS,
+    ESC10_FOLDS,
+    SOUND_TYPES,
     Recording,
     decode_all,
+    group_split,
     load_coswara,
     load_esc10,
     load_speech_commands,
+    split_by_fold,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -155,9 +159,30 @@ def test_real_coswara_header_only_files_are_reported_as_empty(coswara_root, brok
     assert len(failed) == len(headers) and all("empty" in message for _, message in failed)
 
 
+def test_real_coswara_group_split_keeps_each_person_in_one_split(coswara_root):
+    """Trap 3: a person's nine sounds all land in one split; every split holds every sound type."""
+    recordings, _ = load_coswara(coswara_root, min_quality=0)
+    parts = group_split(recordings, "participant", seed=0)
+    assert sorted(str(r.path) for p in parts.values() for r in p) == sorted(str(r.path) for r in recordings)
+    home = defaultdict(set)
+    for name, part in parts.items():
+        for r in part:
+            home[r.get("participant")].add(name)
+    assert all(len(names) == 1 for names in home.values())
+    nine = [p for p, n in Counter(r.get("participant") for r in recordings).items() if n == 9]
+    assert len(nine) == 49
+    people = Counter(next(iter(home[p])) for p in home)
+    assert abs(people["train"] - 30) <= 3 and abs(people["val"] - 10) <= 3 and abs(people["test"] - 10) <= 3
+    for part in parts.values():
+        assert {r.get("sound_type") for r in part} == {"cough", "speech", "breathing"}
+    assert group_split(recordings, "participant", seed=0) == parts
+    assert group_split(recordings[::-1], "participant", seed=0) == {k: v[::-1] for k, v in parts.items()}
+    assert group_split(recordings, "participant", seed=1)["test"] != parts["test"]
+
+
 # --- ESC-10 and Speech Commands, real -------------------------------------------------------------------------
 
-def test_real_esc10_is_all_other(esc10_root):
+def test_real_esc10_is_all_other_and_splits_by_fold(esc10_root):
     recordings, report = load_esc10(esc10_root)
     assert report.found == len(recordings) == 318 and not report.excluded and not report.missing
     assert Counter(r.get("category") for r in recordings) == {
@@ -172,9 +197,13 @@ def test_real_esc10_is_all_other(esc10_root):
     for r in recordings:
         folds_of_clip[r.get("clip")].add(r.get("fold"))
     assert all(len(folds) == 1 for folds in folds_of_clip.values())
+    parts = split_by_fold(recordings)
+    assert {name: sorted({r.get("fold") for r in part}) for name, part in parts.items()} == {
+        name: list(folds) for name, folds in ESC10_FOLDS.items()}
+    assert [len(parts[name]) for name in ("train", "val", "test")] == [158, 80, 80]
 
 
-def test_real_speech_commands_word_and_speaker(speech_root):
+def test_real_speech_commands_group_by_speaker(speech_root):
     recordings, report = load_speech_commands(speech_root)
     assert report.found == len(recordings) == 300 and not report.excluded
     assert Counter(r.get("word") for r in recordings) == {w: 10 for w in {r.path.parent.name for r in recordings}}
@@ -182,6 +211,13 @@ def test_real_speech_commands_word_and_speaker(speech_root):
     assert {(r.source, r.label, r.get("sound_type")) for r in recordings} == {("speech-commands", -1, "speech")}
     assert all(r.path.name.startswith(f"{r.get('speaker')}_nohash_") for r in recordings)
     assert len({r.get("speaker") for r in recordings}) == 41
+    parts = group_split(recordings, "speaker", seed=0)
+    speakers = {name: {r.get("speaker") for r in part} for name, part in parts.items()}
+    assert all(speakers.values())
+    assert not (speakers["train"] & speakers["val"] or speakers["train"] & speakers["test"]
+                or speakers["val"] & speakers["test"])
+    assert all(abs(len(parts[n]) - f * 300) <= 12 for n, f in zip(("train", "val", "test"), (0.6, 0.2, 0.2)))
+    assert group_split(recordings, "speaker", seed=0) == parts
 
 
 def test_real_non_cough_clips_decode_including_the_odd_ones(esc10_root, speech_root):
@@ -349,6 +385,13 @@ def test_fake_esc10_layout(tmp_path):
         {"category": "dog bark", "clip": "100", "fold": 1, "sound_type": "other"},
         {"category": "dog bark", "clip": "200", "fold": 2, "sound_type": "other"},
         {"category": "person sneeze", "clip": "300", "fold": 4, "sound_type": "other"}]
+    parts = split_by_fold(recordings)
+    assert {name: [r.get("clip") for r in part] for name, part in parts.items()} == {
+        "train": ["100", "200"], "val": [], "test": ["300"]}
+    held_back = Recording(tmp_path / "5-9-A.ogg", -1, "esc10", "9" * 64, meta=(("fold", 5),))
+    with pytest.raises(ValueError, match="fold 5 is in none of the splits"):
+        split_by_fold(recordings + [held_back])
+    assert split_by_fold(recordings, {"train": (1,), "test": (2, 4)})["test"] == recordings[1:]
 
 
 def test_fake_speech_commands_layout(tmp_path):
@@ -364,3 +407,44 @@ def test_fake_speech_commands_layout(tmp_path):
     assert [(r.get("word"), r.get("speaker"), r.get("sound_type")) for r in recordings] == [
         ("no", "ffffffff", "speech"), ("yes", "0a1b2c3d", "speech"), ("yes", "0a1b2c3d", "speech")]
     assert report.sound_types == {"speech": 3} and report.counts == {("speech-commands", -1): 3}
+
+
+# --- group_split ----------------------------------------------------------------------------------------------
+
+def _rec(i: int, group: str, sound_type: str, sha: str | None = None) -> Recording:
+    return Recording(Path(f"/x/{i}.wav"), -1, "fake", sha or f"{i:064x}",
+                     meta=(("sound_type", sound_type), ("speaker", group)))
+
+
+def test_group_split_stratifies_single_type_groups_and_is_seeded():
+    rng = np.random.default_rng(0)
+    recordings = [_rec(100 * g + k, f"s{g}", SOUND_TYPES[g % 4]) for g in range(200) for k in range(rng.integers(1, 4))]
+    parts = group_split(recordings, "speaker", seed=5)
+    totals = Counter(r.get("sound_type") for r in recordings)
+    for name, fraction in zip(("train", "val", "test"), (0.6, 0.2, 0.2)):
+        got = Counter(r.get("sound_type") for r in parts[name])
+        for sound_type, n in totals.items():
+            assert abs(got[sound_type] - fraction * n) <= 3, (name, sound_type)
+    homes = defaultdict(set)
+    for name, part in parts.items():
+        for r in part:
+            homes[r.get("speaker")].add(name)
+    assert all(len(h) == 1 for h in homes.values())
+    shuffled = [recordings[i] for i in rng.permutation(len(recordings))]
+    assert {n: set(p) for n, p in group_split(shuffled, "speaker", seed=5).items()} == {
+        n: set(p) for n, p in parts.items()}
+    assert group_split(recordings, "speaker", seed=6) != parts
+    assert {len(p) for p in group_split(recordings, "speaker", (1.0, 0.0, 0.0)).values()} == {len(recordings), 0}
+
+
+def test_group_split_joins_groups_that_share_content_and_validates():
+    recordings = [_rec(i, f"s{i}", "speech") for i in range(40)]
+    recordings += [_rec(100, "a", "speech", sha="e" * 64), _rec(101, "b", "cough", sha="e" * 64),
+                   _rec(102, "b", "cough")]
+    parts = group_split(recordings, "speaker")
+    home = {r.path.name: name for name, part in parts.items() for r in part}
+    assert home["100.wav"] == home["101.wav"] == home["102.wav"]
+    with pytest.raises(ValueError, match="no 'participant'"):
+        group_split(recordings, "participant")
+    with pytest.raises(ValueError, match="fractions"):
+        group_split(recordings, "speaker", fractions=(0.7, 0.2, 0.2))

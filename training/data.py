@@ -10,7 +10,7 @@ The cough / sound-type gate's data (Coswara, ESC-10, Speech Commands) tags every
 SOUND_TYPES in `meta["sound_type"]`. Those loaders read no audio, so they cannot tell an all-zero or header-only
 file from a real one: they keep byte-identical files apart, decoding reports each broken copy as undecodable,
 and only then does `decode_all` collapse the identical files that did decode (or drop them, where their labels
-or sound types disagree).
+or sound types disagree). Their splits are `group_split` (by participant or speaker) and, for ESC-10, its folds.
 """
 from __future__ import annotations
 
@@ -359,13 +359,14 @@ def _age(value: object) -> int | None:
 
 ESC10_CLASS = re.compile(r"(\d{3}) - (.+)")
 ESC10_CLIP = re.compile(r"(\d+)-(\d+)-([A-Z])\.ogg")
+ESC10_FOLDS = {"train": (1, 2), "val": (3,), "test": (4,)}
 
 
 def load_esc10(root: Path = ESC10) -> tuple[list[Recording], LoadReport]:
     """ESC-10: `<class id> - <class name>/<fold>-<freesound id>-<take>.ogg`, every class "other" for the gate.
 
     Including "person sneeze": a sneeze is not a cough. `clip` is the Freesound id: the takes cut from one
-    source recording share it and one fold, so splits go by fold. Files in a class folder
+    source recording share it and one fold, so splits go by fold (`split_by_fold`). Files in a class folder
     with any other name are excluded and counted.
     """
     root = Path(root)
@@ -392,7 +393,7 @@ SPEECH_COMMANDS_CLIP = re.compile(r"([0-9a-f]{8})_nohash_(\d+)\.wav")
 def load_speech_commands(root: Path = SPEECH_COMMANDS) -> tuple[list[Recording], LoadReport]:
     """Speech Commands: `<word>/<speaker hash>_nohash_<n>.wav`, one spoken word each, "speech" for the gate.
 
-    `speaker` is the hash, which groups a speaker's clips. Folders whose name
+    `speaker` is the hash, which groups a speaker's clips (`group_split(..., "speaker")`). Folders whose name
     starts with "_" (the full release's `_background_noise_`) hold no speech and are excluded and counted, as
     are files named otherwise; the text files beside the word folders are ignored.
     """
@@ -528,8 +529,8 @@ def decode_all(
     return [(rec, waveforms[rec.sha256]) for rec in kept], failed
 
 
-def _leakage_groups(recordings: Sequence[Recording]) -> list[list[int]]:
-    """Indices of recordings that must share a split: same content hash or same participant (union-find)."""
+def _leakage_groups(recordings: Sequence[Recording], key: str = "participant") -> list[list[int]]:
+    """Indices of recordings that must share a split: same content hash or same `meta[key]` (union-find)."""
     parent = list(range(len(recordings)))
 
     def find(i: int) -> int:
@@ -540,11 +541,11 @@ def _leakage_groups(recordings: Sequence[Recording]) -> list[list[int]]:
 
     first_with: dict[tuple[str, MetaValue], int] = {}
     for i, rec in enumerate(recordings):
-        keys = [("sha256", rec.sha256)]
-        if rec.get("participant") is not None:
-            keys.append(("participant", rec.get("participant")))
-        for key in keys:
-            j = first_with.setdefault(key, i)
+        links = [("sha256", rec.sha256)]
+        if rec.get(key) is not None:
+            links.append((key, rec.get(key)))
+        for link in links:
+            j = first_with.setdefault(link, i)
             parent[find(i)] = find(j)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(recordings)):
@@ -562,8 +563,7 @@ def split(
     dataset does not reshuffle the others; groups then go, largest first, to the split furthest below its
     target share. Recordings keep their input order within a split.
     """
-    if len(fractions) != len(SPLITS) or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"fractions must be {len(SPLITS)} non-negative numbers summing to 1, got {fractions}")
+    _check_fractions(fractions)
     by_stratum: dict[tuple[str, int], list[list[int]]] = defaultdict(list)
     for members in _leakage_groups(recordings):
         counts = Counter((recordings[i].source, recordings[i].label) for i in members)
@@ -581,3 +581,61 @@ def split(
             assignment.update((i, k) for i in members)
     return {name: [r for i, r in enumerate(recordings) if assignment[i] == k] for k, name in enumerate(SPLITS)}
 
+
+def _check_fractions(fractions: Sequence[float]) -> None:
+    if len(fractions) != len(SPLITS) or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be {len(SPLITS)} non-negative numbers summing to 1, got {fractions}")
+
+
+def group_split(
+    recordings: Sequence[Recording], key: str, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> dict[str, list[Recording]]:
+    """Split the gate's data into train/val/test by `meta[key]` (participant, speaker), stratified by sound type.
+
+    Files sharing a `key` value or a content hash form one group, so a person's sounds never sit on both sides.
+    A Coswara group holds all of a person's sound types, so the shares per type are only as even as whole groups
+    allow: groups go, largest first in a seeded shuffle, to the split whose per-type shortfall (each type
+    weighted by 1 / its total) they fill most. Deterministic for a seed and independent of input order;
+    recordings keep their input order within a split.
+    """
+    _check_fractions(fractions)
+    unkeyed = [rec.path for rec in recordings if rec.get(key) is None]
+    if unkeyed:
+        raise ValueError(f"{len(unkeyed)} recording(s) have no {key!r} to group by, e.g. {unkeyed[0]}")
+    types = sorted({rec.get("sound_type") for rec in recordings}, key=str)
+    column = {sound_type: j for j, sound_type in enumerate(types)}
+
+    def composition(members: list[int]) -> np.ndarray:
+        return np.bincount([column[recordings[i].get("sound_type")] for i in members], minlength=len(types))
+
+    groups = sorted(_leakage_groups(recordings, key), key=lambda m: min(recordings[i].sha256 for i in m))
+    order = np.random.default_rng(seed).permutation(len(groups))
+    shuffled = sorted((groups[k] for k in order), key=len, reverse=True)
+    totals = sum((composition(m) for m in groups), np.zeros(len(types), dtype=int))
+    shortfall = np.outer(np.asarray(fractions, dtype=float), totals)
+    weights = 1.0 / np.maximum(totals, 1)
+    assignment: dict[int, int] = {}
+    for members in shuffled:
+        counts = composition(members)
+        k = int(np.argmax(shortfall @ (counts * weights)))
+        shortfall[k] -= counts
+        assignment.update((i, k) for i in members)
+    return {name: [r for i, r in enumerate(recordings) if assignment[i] == k] for k, name in enumerate(SPLITS)}
+
+
+def split_by_fold(
+    recordings: Sequence[Recording], folds: dict[str, Sequence[int]] = ESC10_FOLDS
+) -> dict[str, list[Recording]]:
+    """ESC-10's split: whole folds, since the takes of one source recording share a fold.
+
+    Fold 5 is held back outside the repository; a recording from a fold no split names raises rather than
+    silently joining or leaving a split.
+    """
+    split_of = {fold: name for name, members in folds.items() for fold in members}
+    parts: dict[str, list[Recording]] = {name: [] for name in folds}
+    for rec in recordings:
+        fold = rec.get("fold")
+        if fold not in split_of:
+            raise ValueError(f"{rec.path.name}: fold {fold} is in none of the splits {dict(folds)}")
+        parts[split_of[fold]].append(rec)
+    return parts
