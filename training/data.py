@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
-from coughkd.model import sha256_file
+from coughkd.model import SOUND_TYPES, sha256_file
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 COVID19_COUGH = SHARED / "data" / "covid19-cough"
@@ -38,7 +38,6 @@ COSWARA = SHARED / "data" / "coswara-20200413"
 ESC10 = SHARED / "data" / "esc10"
 SPEECH_COMMANDS = SHARED / "data" / "speech-commands-30x10"
 SPLITS = ("train", "val", "test")
-SOUND_TYPES = ("cough", "speech", "breathing", "other")
 
 MetaValue = str | int | float | bool | None
 
