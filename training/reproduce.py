@@ -183,6 +183,15 @@ def quantisation(info: dict) -> str:
     return text + (f", shipped INT8 {info['int8_metric']:.3f}" if info["method"] == "accuracy_control" else "")
 
 
+def previous_note(previous: dict | None) -> str:
+    """What the "previous model" rows are, when the run was given one (``previous_scores``)."""
+    if previous is None:
+        return ""
+    return (f"\nThe previous model ({previous['model']}) is the model this one replaces, scored on the same test "
+            f"recordings by its own runtime (`docs/previous_model_scores.py`: `{previous['command']}`); its paired "
+            "difference is what this release changed.\n")
+
+
 def roc_image(card: Path) -> Path:
     """Where the run's test-split ROC plot goes: beside the card, so its picture shows wherever the card is read."""
     return card.with_name(f"{card.stem}_roc.png")
@@ -264,7 +273,7 @@ The shipped INT8 student against the others, paired: each bootstrap replicate re
 both models, so the noise they share (an easy or a hard draw of recordings) cancels, and a difference whose CI
 excludes 0 is one this split can tell apart:
 
-{paired_table('student_int8', results['student_int8']['paired'])}
+{paired_table('student_int8', results['student_int8']['paired'])}{previous_note(s['previous'])}
 Student families compared (PyTorch, same clips, same teacher cache; within-source AUC = mean of the per-source AUCs):
 
 | family | parameters | val within-source AUC | test within-source AUC |
@@ -417,6 +426,7 @@ def main(argv: list[str]) -> dict:
         "shipped": shipped, "checkpoints": checkpoints, "teacher": teacher_summary, "family_test": family_test,
         "threshold": threshold, "val_operating_points": val_points, "export": export_info,
         "gate": gate_checkpoint, "gate_test": gate_test, "gate_splits": gate_splits, "coswara": coswara,
+        "previous": previous,
         "members": member_aucs(clips, feats, checkpoints[shipped], "test"),
         "positive_share": positive_share(data_report["counts"]),
         "data": {"found": data_report["found"], "conflicting_groups": len(data_report["conflicting_groups"]),
