@@ -154,3 +154,11 @@ def test_cross_validation_never_reads_the_test_split() -> None:
     recordings, kept = cross_validated_rows(clips)
     assert recordings.tolist() == [True, True, False, False, False, True]
     assert kept.tolist() == [True, True, False, True, False, True]
+
+
+def test_previous_model_note_names_it_and_its_command() -> None:
+    from training.reproduce import previous_note
+
+    assert previous_note(None) == ""
+    note = previous_note({"model": "coughkd-cnn-1", "command": "docs/previous_model_scores.py out.json", "scores": {}})
+    assert "previous model (coughkd-cnn-1)" in note and "`docs/previous_model_scores.py out.json`" in note
