@@ -289,6 +289,18 @@ def test_amr_in_3gp(tmp_path: Path) -> None:
     assert any("narrow-band" in w for w in audio.warnings)
 
 
+def test_no_child_process_is_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WebM and M4A went to an ffmpeg subprocess, which outlived a killed app; now they decode in this process."""
+    paths = [tone_and_noise(tmp_path, name, 2) for name in ("a.webm", "a.m4a")]
+
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_subprocess)
+    for path in paths:
+        assert load_audio(path).duration_s == pytest.approx(2.0, abs=0.05)
+
+
 def test_cap_on_decoded_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sf.write(tmp_path / "stereo.wav", np.full((96000, 2), 0.1, dtype=np.float32), 48000)
     monkeypatch.setattr(audio_module, "MAX_DECODED_SAMPLES", 100_000)
