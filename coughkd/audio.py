@@ -52,10 +52,12 @@ NARROW_BAND_RATE = 16000
 
 # FFmpeg demuxers that may open a file (a name matches FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2" by its first part).
 FORMATS = ("wav", "w64", "aiff", "caf", "au", "flac", "mp3", "ogg", "matroska", "mov", "aac", "amr", "wv")
-# Decoders that may run, besides FFmpeg's PCM ones ("pcm_s16le", "pcm_f32be", "pcm_alaw", ...).
+# Decoders that may run, FFmpeg's PCM ones ("pcm_s16le", "pcm_f32be", "pcm_alaw", ...) included. FFmpeg itself
+# refuses any other while it probes the file, so not even a video stream's decoder is opened.
 DECODERS = frozenset({"flac", "mp3float", "mp3", "vorbis", "opus", "libopus", "aac", "alac", "amrnb", "amrwb",
-                      "libopencore_amrnb", "libopencore_amrwb", "wavpack", "adpcm_ms", "adpcm_ima_wav", "gsm_ms"})
-_OPEN_OPTIONS = {"format_whitelist": ",".join(FORMATS)}
+                      "libopencore_amrnb", "libopencore_amrwb", "wavpack", "adpcm_ms", "adpcm_ima_wav", "gsm_ms",
+                      *(name for name in av.codecs_available if name.startswith("pcm_"))})
+_OPEN_OPTIONS = {"format_whitelist": ",".join(FORMATS), "codec_whitelist": ",".join(sorted(DECODERS))}
 # A WAV or AIFF header that says its samples run past the end of the file means a truncated file; streaming
 # writers put these placeholders there instead of the real size, which is not truncation.
 _SIZE_PLACEHOLDERS = {0, 0x7FFFFFFF, 0xFFFFFFFF}
@@ -293,7 +295,7 @@ def _decode_container(handle: BinaryIO, name: str, logs: list[tuple[int, str, st
     try:
         container = av.open(handle, container_options=_OPEN_OPTIONS)
     except av.FFmpegError as error:
-        refused = [log_name for _, log_name, message in logs if "not on whitelist" in message]
+        refused = [log_name for _, log_name, message in logs if message.startswith("Format not on whitelist")]
         if refused:
             raise AudioError(f"{name}: {refused[0]} files are not supported; use an audio file (WAV, FLAC, MP3, "
                              f"Ogg, Opus, WebM, M4A, ...)") from error
@@ -303,7 +305,7 @@ def _decode_container(handle: BinaryIO, name: str, logs: list[tuple[int, str, st
         if stream is None:
             raise AudioError(f"{name}: the file holds no audio")
         decoder = stream.codec_context
-        if decoder.name not in DECODERS and not decoder.name.startswith("pcm_"):
+        if decoder.name not in DECODERS:
             raise AudioError(f"{name}: audio coded as {decoder.name} is not supported")
         conditioner = _Conditioner(_check_rate(decoder.sample_rate, name), name)
         _check_channels(decoder.channels, name)

@@ -265,6 +265,13 @@ def test_video_is_never_decoded(tmp_path: Path) -> None:
         load_audio(avi)
 
 
+def test_audio_codec_off_the_allow_list(tmp_path: Path) -> None:
+    path = tmp_path / "broadcast.mp2"
+    ffmpeg("-f", "lavfi", "-i", "sine=d=2", "-c:a", "mp2", str(path))
+    with pytest.raises(AudioError, match="broadcast.mp2: audio coded as mp2 is not supported"):
+        load_audio(path)
+
+
 @pytest.mark.parametrize(("name", "codec"), [("a.aiff", []), ("a.caf", []), ("a.au", []), ("a.w64", []),
                                              ("a.wv", []), ("a.aac", []), ("alac.m4a", ["-c:a", "alac"]),
                                              ("alaw.wav", ["-c:a", "pcm_alaw"]), ("adpcm.wav", ["-c:a", "adpcm_ms"])])
