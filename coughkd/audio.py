@@ -183,7 +183,8 @@ class _Conditioner:
             raise AudioError(f"{self.name}: the recording contains invalid samples (NaN or infinity)")
         self.count += block.size
         if self.count > MAX_SECONDS * self.rate:
-            raise AudioError(f"{self.name}: the recording is longer than {MAX_SECONDS / 60:.0f} minutes, the limit")
+            raise AudioError(f"{self.name}: the recording is longer than {MAX_SECONDS / 60:.0f} minutes; "
+                             f"the limit is {MAX_SECONDS / 60:.0f} minutes")
         wide = block.astype(np.float64)
         self.sum_squares += float(np.dot(wide, wide))
         self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))

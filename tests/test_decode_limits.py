@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "assets" / "examples"
 DATASET_CLIPS = ["00096021-2cb2-4098-b906-4878a5e225a3.mp3", "002f642a-8406-49c0-bf19-310ad1c342de.mp3"]
 UNDECODABLE = "098d66e5-bda6-4e99-b787-ab890046c44b.mp3"
+TOO_LONG = "the recording is longer than 10 minutes; the limit is 10 minutes"
 MEASURE = """
 import json, re, sys
 from coughkd.audio import AudioError, load_audio
@@ -185,7 +186,7 @@ def test_concatenated_mp3_is_decoded_whole(tmp_path: Path, short_mp3: Path) -> N
 def test_mp3_whose_header_says_1_minute_but_holds_20(tmp_path: Path, minute_mp3: Path) -> None:
     long = tmp_path / "twenty.mp3"
     long.write_bytes(minute_mp3.read_bytes() * 20)
-    assert decode_in_child(long)["error"] == "twenty.mp3: the recording is longer than 10 minutes, the limit"
+    assert decode_in_child(long)["error"] == "twenty.mp3: " + TOO_LONG
 
 
 @pytest.mark.slow
@@ -213,7 +214,7 @@ def test_hour_long_m4a(tmp_path: Path) -> None:
     """Stopped after 10 minutes of decoding, and said to be longer than that (not "10.0 minutes long")."""
     path = tmp_path / "hour.m4a"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:duration=3600", "-b:a", "16k", str(path))
-    assert decode_in_child(path)["error"] == "hour.m4a: the recording is longer than 10 minutes, the limit"
+    assert decode_in_child(path)["error"] == "hour.m4a: " + TOO_LONG
 
 
 def test_wav_with_streaming_placeholder_sizes_is_not_truncated(tmp_path: Path) -> None:
