@@ -49,7 +49,7 @@ def test_readme_has_spaces_configuration(space_dir: Path) -> None:
 def test_requirements_are_the_runtime_ones_without_training(space_dir: Path) -> None:
     requirements = (space_dir / "requirements.txt").read_text().split()
     names = {space.requirement_name(line) for line in requirements}
-    assert {"numpy", "soundfile", "soxr", "openvino", "gradio", "matplotlib"} <= names
+    assert {"numpy", "av", "soxr", "openvino", "gradio", "matplotlib"} <= names
     assert not names & space.TRAINING_ONLY
     assert all("==" in line for line in requirements)
 
