@@ -108,15 +108,15 @@ def telephone_copies(sounds: SoundClips) -> SoundClips:
 
 
 def mixtures(sounds: SoundClips, n: int, split: str, seed: int) -> SoundClips:
-    """Up to `n` cough recordings of one split with speech or an everyday sound of the same line (wideband or
-    telephone) before or after the cough, a short pause between: a person who talks before coughing still recorded
-    coughs, and the gate must say so."""
+    """Up to `n` cough recordings of one split (and no more than it has real coughs, so no cough is used much more
+    than once) with speech or an everyday sound of the same line (wideband or telephone) before or after the cough,
+    a short pause between: a person who talks before coughing still recorded coughs, and the gate must say so."""
     rng = np.random.default_rng([seed, sum(map(ord, split))])
     in_split = (sounds.split == split) & np.isin(sounds.dataset, REAL)
     coughs = np.flatnonzero(in_split & (sounds.sound_type == SOUND_TYPES.index("cough")))
     others = np.flatnonzero(in_split & np.isin(sounds.sound_type, [SOUND_TYPES.index(t) for t in ("speech", "other")]))
     waveforms, kinds, channels = [], [], []
-    for _ in range(n if len(coughs) and len(others) else 0):
+    for _ in range(min(n, len(coughs)) if len(others) else 0):
         cough = int(rng.choice(coughs))
         same_line = others[sounds.channel[others] == sounds.channel[cough]]
         if len(same_line) == 0:
