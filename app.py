@@ -5,6 +5,9 @@ data from `coughkd.audio.load_audio` and `coughkd.features.log_mel`. Run `python
 """
 from __future__ import annotations
 
+import coughkd  # first: it switches telemetry off (coughkd.privacy) before gradio and huggingface_hub read the switches
+
+# isort: split
 import argparse
 import logging
 import os
@@ -19,7 +22,6 @@ import gradio as gr
 import numpy as np
 from matplotlib.figure import Figure
 
-import coughkd
 from coughkd import AudioError, ModelError, Prediction
 from coughkd.audio import Audio, load_audio
 from coughkd.features import HOP_LENGTH, N_MELS, log_mel
