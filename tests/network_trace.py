@@ -1,5 +1,5 @@
-"""Watch a program's sockets with strace: every connect/sendto/sendmsg/sendmmsg it or its children make, and which of them
-tried to reach another machine or asked a name server.
+"""Watch a program's sockets with strace: every connect/sendto/sendmsg/sendmmsg it or its children make, and which
+of them tried to reach another machine or asked a name server.
 
 Used by tests/test_offline.py (CLI and app) and tests/test_build_exe.py (the desktop build). A DNS query counts
 even when it goes to a resolver on loopback (systemd-resolved listens on 127.0.0.53): the name it asks for is

@@ -1,8 +1,12 @@
 """The Gradio app: every kind of bad input ends as a message, never a crash; the API returns the CLI's JSON."""
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,7 +14,7 @@ import soundfile as sf
 import app
 import coughkd
 from coughkd import EventScore, Prediction
-from coughkd.audio import Audio, load_audio
+from coughkd.audio import load_audio
 from tests.model_fixture import make_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,9 +40,10 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> coughkd.CoughModel:
 
 
 def handle(model: coughkd.CoughModel, path: str | Path | None) -> tuple[dict, str, object]:
-    """What one press of Analyse does: the API step, then the rendering step."""
-    result, analysis = app.analyse(model, None if path is None else str(path))
-    verdict, fig = app.render(result, analysis, OPERATING_POINT)
+    """What one press of Analyse does, in the one request it makes: score the file, then word and draw it."""
+    path = None if path is None else str(path)
+    result, prediction = app.analyse(model, path)
+    verdict, fig = app.render(result, prediction, path, OPERATING_POINT)
     return result, verdict, fig
 
 
@@ -59,7 +64,7 @@ def assert_consistent(result: dict, verdict: str, fig: object) -> None:
     assert 0.0 <= result["covid_probability"] <= 1.0 and 0.0 <= result["cough_probability"] <= 1.0
     assert result["events"] and all(len(e) == 3 and e[0] < e[1] for e in result["events"])
     assert result["latency_ms"] > 0
-    assert f"model `{result['model']}`" in verdict and "inference" in verdict
+    assert f"model `{result['model']}`" in verdict and "decoding and inference" in verdict
     if result["is_cough"]:
         assert "COVID-19 probability" in verdict and "sensitivity 80%" in verdict
     else:
@@ -142,11 +147,35 @@ def test_bad_input_gives_a_clear_message(model: coughkd.CoughModel, tmp_path: Pa
 
 def test_unexpected_failure_becomes_a_message(tmp_path: Path) -> None:
     class Broken:
-        def predict(self, audio: Audio) -> Prediction:
+        def predict(self, audio: str) -> Prediction:
             raise RuntimeError("inference device lost")
 
-    result, analysis = app.analyse(Broken(), str(TELEGRAM))
-    assert analysis is None and "RuntimeError: inference device lost" in result["error"]
+    result, prediction = app.analyse(Broken(), str(TELEGRAM))
+    assert prediction is None and "RuntimeError: inference device lost" in result["error"]
+
+
+def test_the_model_gets_the_file_path_so_latency_means_what_the_cli_says(model: coughkd.CoughModel) -> None:
+    """latency_ms covers decoding only if the model decodes: the app must hand it the path, not decoded audio."""
+    given = []
+
+    class Recording:
+        def predict(self, audio: object) -> Prediction:
+            given.append(audio)
+            return model.predict(audio)
+
+    result, _ = app.analyse(Recording(), str(TELEGRAM))
+    assert given == [str(TELEGRAM)] and result["latency_ms"] > 0
+
+
+def test_page_keeps_no_per_session_state(model: coughkd.CoughModel) -> None:
+    """One request gives verdict, figure and JSON, so nothing (decoded audio least of all) waits in a gr.State."""
+    demo = app.build_demo(model)
+    assert not [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert [fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"] == ["predict"]
+    scoring = {fn.name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values()
+               if fn.name != "load_example"}
+    assert scoring == {"page_endpoint": ("score", app.WORKERS), "predict_endpoint": ("score", app.WORKERS)}, \
+        "page and API share one pool of workers"
 
 
 def _prediction(is_cough: bool, covid: float = 0.7, threshold: float = 0.5,
@@ -161,7 +190,7 @@ def test_verdict_for_a_cough_shows_score_and_operating_point() -> None:
     text = app.verdict_markdown(_prediction(True, covid=0.73, threshold=0.42), OPERATING_POINT)
     assert "COVID-19 probability: 73% (above the threshold of 42%)" in text
     assert "sensitivity 80% and specificity 60%" in text
-    assert "inference 12 ms" in text and "model `test-model`" in text
+    assert "decoding and inference 12 ms" in text and "model `test-model`" in text
     below = app.verdict_markdown(_prediction(True, covid=0.2, threshold=0.42), OPERATING_POINT)
     assert "20% (below the threshold of 42%)" in below
 
@@ -232,13 +261,34 @@ def test_privacy_note_follows_share(model: coughkd.CoughModel) -> None:
     assert app.PRIVACY[True] in texts(app.build_demo(model, share=True))
 
 
+def test_privacy_note_states_the_deletion_the_app_performs(model: coughkd.CoughModel) -> None:
+    """The note's promise is the cache settings and the exit/start-up clean-up, not an aspiration."""
+    demo = app.build_demo(model)
+    frequency, age = demo.delete_cache
+    assert frequency == age == 3600 and "an hour old" in app.KEPT and "within two hours" in app.KEPT
+    assert "when it stops" in app.KEPT and "next start if it was killed" in app.KEPT
+
+
+def test_a_busy_port_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, str(REPO / "app.py"), "--no-browser", "--port", str(port),
+                               "--model", str(tmp_path / "never_loaded")],
+                              check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and "--port 0 picks a free one" in line
+
+
 @pytest.mark.slow
 def test_api_endpoint_over_http(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     from gradio_client import Client, handle_file
 
     demo = app.build_demo(coughkd.load(shipped_or_fixture_model(tmp_path_factory)))
     try:
-        client = Client(app.launch(demo, port=0, block=False), verbose=False)
+        client = Client(app.launch(demo, port=0), verbose=False)
         result = client.predict(handle_file(str(TELEGRAM)), api_name="/predict")
         assert set(result) == API_KEYS and result["filename"] == TELEGRAM.name
         assert isinstance(result["events"], list) and 0.0 <= result["covid_probability"] <= 1.0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app import free_port
+from serving import free_port
 from tests.test_app import REPO, TELEGRAM, shipped_or_fixture_model
 
 CHROMIUM = Path("/usr/bin/chromium")

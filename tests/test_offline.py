@@ -27,7 +27,8 @@ SAMPLE_LOG = """\
 inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 1
 103  connect(5, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), \
 inet_pton(AF_INET6, "2a00:1450:4001:80b::200e", &sin6_addr), sin6_scope_id=0}, 28) = -1 ENETUNREACH
-104  sendmsg(6, {msg_name={sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, msg_namelen=16}, 0) = 40
+104  sendmsg(6, {msg_name={sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, \
+msg_namelen=16}, 0) = 40
 105  connect(8, {sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), \
 inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr), sin6_scope_id=0}, 28) = 0
 106  connect(3, {sa_family=AF_UNIX, sun_path="/run/systemd/resolve/io.systemd.Resolve"}, 42) = 0
@@ -49,7 +50,8 @@ def test_importing_coughkd_switches_telemetry_off_before_the_libraries_load(tmp_
     probe = ("import sys, os, coughkd; import openvino, gradio; "
              "print(sys.modules['openvino_telemetry'], os.environ['GRADIO_ANALYTICS_ENABLED'], "
              "os.environ['HF_HUB_DISABLE_TELEMETRY'])")
-    env = {**network_trace.clean_environment(tmp_path), "GRADIO_ANALYTICS_ENABLED": "True"}  # a user's setting does not win
+    # a user's own setting does not turn analytics back on
+    env = {**network_trace.clean_environment(tmp_path), "GRADIO_ANALYTICS_ENABLED": "True"}
     done = subprocess.run([sys.executable, "-c", probe], check=False, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
@@ -62,8 +64,8 @@ def test_cli_prediction_sends_nothing(tmp_path: Path, tmp_path_factory: pytest.T
     home.mkdir()
     program = [sys.executable, "-m", "coughkd", "predict", str(TELEGRAM), "--json",
                "--model", str(shipped_or_fixture_model(tmp_path_factory))]
-    done = subprocess.run(network_trace.command(log, program), check=False, cwd=REPO, env=network_trace.clean_environment(home),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(network_trace.command(log, program), check=False, cwd=REPO,
+                          env=network_trace.clean_environment(home), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '"covid_probability"' in done.stdout
     network_trace.assert_offline(log, home)
