@@ -3,7 +3,7 @@
     import coughkd
     model = coughkd.load()                 # assets/model, int8
     prediction = model.predict("cough.wav")
-    print(prediction.covid_probability, prediction.events)
+    print(prediction.sound_type, prediction.covid_probability, prediction.events)
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 from . import privacy  # noqa: F401
 from .audio import SAMPLE_RATE, Audio, AudioError, load_audio
 from .events import Event
-from .model import ModelError, StudentRuntime
+from .model import SOUND_TYPES, ModelError, StudentRuntime
 from .predict import AudioSource, CoughModel, EventScore, Prediction
 
-__all__ = ["SAMPLE_RATE", "Audio", "AudioError", "CoughModel", "Event", "EventScore", "ModelError", "Prediction",
-           "load", "load_audio", "predict"]
+__all__ = ["SAMPLE_RATE", "SOUND_TYPES", "Audio", "AudioError", "CoughModel", "Event", "EventScore", "ModelError",
+           "Prediction", "load", "load_audio", "predict"]
 
 _default: CoughModel | None = None
 _default_lock = threading.Lock()

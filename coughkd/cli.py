@@ -49,18 +49,24 @@ def _predict_all(model: CoughModel, files: list[str], as_json: bool) -> int:
     return 1 if failed else 0
 
 
+HEARD = {"speech": "sounds like speech, not a cough", "breathing": "sounds like breathing, not a cough",
+         "other": "does not sound like a cough"}
+
+
 def _describe(path: str, p: Prediction) -> str:
     """One line per input, then its events. No COVID-19 verdict for audio that does not sound like a cough, as in
-    the app: the score means nothing there (the JSON output still carries every number)."""
+    the app: the gate says what it heard instead."""
     if p.is_cough:
         verdict = "POSITIVE" if p.covid_positive else "negative"
         head = (f"COVID-19 {verdict} (probability {p.covid_probability:.2f}, threshold {p.threshold:.2f}); "
                 f"cough (probability {p.cough_probability:.2f})")
     else:
-        head = f"does not sound like a cough (cough probability {p.cough_probability:.2f}); no COVID-19 verdict"
+        head = (f"{HEARD[p.sound_type]} ({p.sound_type} {p.sound_probabilities[p.sound_type]:.2f}, cough "
+                f"{p.cough_probability:.2f}); no COVID-19 verdict")
     lines = [f"{path}: {head}; {len(p.events)} event{'s' if len(p.events) != 1 else ''} in {p.duration_s:.1f} s; "
              f"{p.latency_ms:.0f} ms, model {p.model}"]
-    lines += [f"  {e.start_s:6.2f}-{e.end_s:6.2f} s  covid {e.covid_probability:.2f}  cough {e.cough_probability:.2f}"
-              for e in p.events]
+    for e in p.events:
+        covid = f"  covid {e.covid_probability:.2f}" if e.covid_probability is not None else ""
+        lines.append(f"  {e.start_s:6.2f}-{e.end_s:6.2f} s  {e.sound_type:<9}  cough {e.cough_probability:.2f}{covid}")
     lines += [f"  warning: {w}" for w in p.warnings]
     return "\n".join(lines)

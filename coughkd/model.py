@@ -21,7 +21,9 @@ from .features import N_MELS, front_end_spec
 MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "model"
 MANIFEST = "manifest.json"
 INPUT = "log_mel"
-OUTPUTS = ("covid_logit", "cough_logit")
+OUTPUTS = ("covid_logit", "sound_logits")
+# The sound-type gate's classes, in the order of `sound_logits`; the manifest must list the same.
+SOUND_TYPES = ("cough", "speech", "breathing", "other")
 # The thresholds were chosen on f32 scores; the CPU's default bf16 would move scores that sit near them.
 DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 # What the COVID-19 head was trained on: the log-mel of the whole recording (the cough head reads event windows).
@@ -100,26 +102,30 @@ class StudentRuntime:
         self.variant = variant
         self.model_id: str = self.manifest["model_id"]
         self.thresholds: dict[str, float] = {k: float(v) for k, v in self.manifest["threshold"].items()}
+        if tuple(self.manifest.get("sound_types", ())) != SOUND_TYPES:
+            raise ModelError(f"the model's sound types {self.manifest.get('sound_types')} are not this runtime's "
+                             f"{list(SOUND_TYPES)} (rebuild the model with this version)")
         self._compiled = _compile(self.model_dir / xml, {**DEFAULT_CONFIG, **(config or {})}, device)
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, N_MELS, frames) log-mel -> (covid_logits (n,), cough_logits (n,)) float32."""
+        """(n, N_MELS, frames) log-mel -> (covid_logits (n,), sound_logits (n, len(SOUND_TYPES))) float32."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.ndim != 3 or batch.shape[1] != N_MELS:
             raise ValueError(f"expected log-mel features shaped (n, {N_MELS}, frames), got {batch.shape}")
         if batch.shape[0] == 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), np.zeros((0, len(SOUND_TYPES)), np.float32)
         try:
             request = self._requests.get_nowait()
         except queue.Empty:
             request = self._compiled.create_infer_request()
         try:
             request.infer({INPUT: batch})
-            covid, cough = (np.array(request.get_tensor(name).data, dtype=np.float32).reshape(-1) for name in OUTPUTS)
+            covid = np.array(request.get_tensor(OUTPUTS[0]).data, dtype=np.float32).reshape(-1)
+            sound = np.array(request.get_tensor(OUTPUTS[1]).data, dtype=np.float32).reshape(-1, len(SOUND_TYPES))
         finally:
             self._requests.put(request)
-        return covid, cough
+        return covid, sound
 
 
 def _compile(xml: Path, config: dict[str, str], device: str) -> Any:

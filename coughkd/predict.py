@@ -1,43 +1,61 @@
 """The whole pipeline, recording in, decision out:
-load_audio -> telephone_band -> log_mel of the whole clip -> model, plus detect_events -> the model on 1 s slices
-of that log-mel around each event (per-event evidence and the cough/not-cough decision)."""
+load_audio -> telephone_band -> log_mel of the whole clip -> the network (COVID-19 logit and sound-type logits),
+plus detect_events -> the network on 1 s slices of that log-mel around each event (what each event sounds like).
+
+The sound-type gate decides first: a recording that does not sound like a cough gets no COVID-19 score at all, and
+in one that does, the events heard as speech or other sounds are cut out before the COVID-19 score is taken.
+"""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, load_audio
+from .audio import MIN_SECONDS, SAMPLE_RATE, Audio, load_audio
 from .events import WINDOW_SECONDS, Event, detect_events, event_centres
 from .features import HOP_LENGTH, log_mel, telephone_band
-from .model import StudentRuntime
+from .model import SOUND_TYPES, StudentRuntime
 
 AudioSource = str | Path | np.ndarray | tuple[int, np.ndarray] | Audio
-MAX_CLIP_SECONDS = 30.0  # longer recordings are scored in chunks of this length and their logits averaged
+# The network: (n, N_MELS, frames) log-mel -> (covid logits (n,), sound-type logits (n, len(SOUND_TYPES))).
+Network = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+MAX_CLIP_SECONDS = 30.0  # longer recordings are scored in chunks of this length
 WINDOW_FRAMES = 1 + int(WINDOW_SECONDS * SAMPLE_RATE) // HOP_LENGTH
+COUGH = SOUND_TYPES.index("cough")
+# Events heard as these are cut from a cough recording before its COVID-19 score: the student learnt COVID-19 from
+# coughs. Breathing stays: the inhale before a cough belongs to it, and the training recordings hold it too.
+CUT_TYPES = ("speech", "other")
 
 
 @dataclass(frozen=True)
 class EventScore:
-    """One detected event and the student's scores for the window around it."""
+    """One detected event: what it sounds like and, for a cough, the student's COVID-19 score of its window."""
 
     start_s: float
     end_s: float
-    covid_probability: float
+    sound_type: str
     cough_probability: float
+    covid_probability: float | None  # None unless the event is a cough
 
 
 @dataclass
 class Prediction:
-    """A clip-level decision with the per-event evidence behind it."""
+    """A clip-level decision with the per-event evidence behind it.
 
-    covid_probability: float
+    `covid_probability` and `covid_positive` are None whenever `is_cough` is False: the score means nothing for
+    audio that is not a cough. `latency_ms` is the time spent inside `predict`, from the input as given (decoding a
+    file included) to the decision."""
+
+    covid_probability: float | None
+    covid_positive: bool | None
     cough_probability: float
     is_cough: bool
-    covid_positive: bool
+    sound_type: str
+    sound_probabilities: dict[str, float]
     threshold: float
     events: list[EventScore]
     latency_ms: float
@@ -49,9 +67,11 @@ class Prediction:
         """Plain JSON types; events as [start_s, end_s, covid_probability] as the CLI contract says."""
         return {
             "covid_probability": self.covid_probability,
+            "covid_positive": self.covid_positive,
             "cough_probability": self.cough_probability,
             "is_cough": self.is_cough,
-            "covid_positive": self.covid_positive,
+            "sound_type": self.sound_type,
+            "sound_probabilities": dict(self.sound_probabilities),
             "threshold": self.threshold,
             "events": [[e.start_s, e.end_s, e.covid_probability] for e in self.events],
             "latency_ms": self.latency_ms,
@@ -61,7 +81,7 @@ class Prediction:
         }
 
 
-def aggregate(logits: np.ndarray) -> float:
+def aggregate(logits: np.ndarray | list[float]) -> float:
     """One logit from several (the chunks of a long clip): their mean."""
     logits = np.asarray(logits, dtype=np.float64)
     if logits.size == 0:
@@ -72,6 +92,13 @@ def aggregate(logits: np.ndarray) -> float:
 def sigmoid(logits: np.ndarray | float) -> np.ndarray | float:
     """exp(-log(1 + e^-x)): no overflow warning for large negative logits."""
     return np.exp(-np.logaddexp(0.0, -np.asarray(logits, dtype=np.float64)))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, in float64."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = np.exp(x - x.max(axis=-1, keepdims=True))
+    return x / x.sum(axis=-1, keepdims=True)
 
 
 def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray:
@@ -119,29 +146,81 @@ def clip_features(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> ClipF
     return ClipFeatures(waveform, events, event_centres(waveform, events, sample_rate), log_mel(waveform))
 
 
+def sound_type(probabilities: np.ndarray, cough_threshold: float) -> str:
+    """"cough" once the cough probability reaches the gate's threshold, else the likeliest of the other types: the
+    threshold was chosen on validation recordings, the argmax was not."""
+    if probabilities[COUGH] >= cough_threshold:
+        return "cough"
+    others = [k for k in range(len(SOUND_TYPES)) if k != COUGH]
+    return SOUND_TYPES[max(others, key=lambda k: probabilities[k])]
+
+
+def cough_parts(waveform: np.ndarray, events: list[Event], types: list[str],
+                sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The waveform without the events heard as CUT_TYPES, or all of it when that leaves no cough event or less than
+    the shortest recording the runtime scores."""
+    if "cough" not in types or not set(types) & set(CUT_TYPES):
+        return waveform
+    keep = np.ones(len(waveform), dtype=bool)
+    for event, kind in zip(events, types):
+        if kind in CUT_TYPES:
+            keep[int(event.start_s * sample_rate):int(np.ceil(event.end_s * sample_rate))] = False
+    return waveform[keep] if keep.sum() >= MIN_SECONDS * sample_rate else waveform
+
+
+@dataclass
+class Scores:
+    """Everything the network says of one recording, before any decision is worded (training scores with it too)."""
+
+    covid_logit: float  # of the recording's cough parts (see cough_parts)
+    sound_probabilities: np.ndarray  # (len(SOUND_TYPES),) of the recording's most cough-like 30 s piece
+    event_types: list[str]
+    event_cough: np.ndarray  # (n_events,) cough probability of each event's window
+    event_covid: np.ndarray  # (n_events,) COVID-19 logit of each event's window
+
+
+def score(network: Network, features: ClipFeatures, cough_threshold: float) -> Scores:
+    """The sound type of the clip and of each event window, then the COVID-19 logit of the clip's cough parts."""
+    pieces = [network(part[None]) for part in chunks(features.log_mel)]
+    probabilities = [softmax(sound[0]) for _, sound in pieces]
+    clip = max(probabilities, key=lambda p: p[COUGH])
+    event_covid, event_sound = network(features.windows)
+    event_probabilities = softmax(event_sound)
+    types = [sound_type(p, cough_threshold) for p in event_probabilities]
+    parts = cough_parts(features.waveform, features.events, types)
+    if parts is features.waveform:
+        covid = aggregate([covid[0] for covid, _ in pieces])
+    else:
+        covid = aggregate([network(part[None])[0][0] for part in chunks(log_mel(parts))])
+    return Scores(covid, clip, types, event_probabilities[:, COUGH], event_covid)
+
+
 def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | None = None) -> Prediction:
     """Score a recording; raises AudioError for unusable input.
 
-    The COVID-19 score comes from the whole clip, as the student was trained and the threshold chosen; each event
-    also gets its own score, for display. A clip is a cough if its most cough-like event is, so speech around a
-    cough does not hide it.
+    The gate reads the whole clip, so a recording is a cough if any of it sounds like one (the network pools over
+    time); the COVID-19 score then comes from the clip's cough parts, as the student was trained on whole cough
+    recordings and the threshold chosen; each cough event also gets its own score, for display.
     """
     started = time.perf_counter()
     audio = source if isinstance(source, Audio) else load_audio(source, sample_rate)
     features = clip_features(audio.waveform, audio.sample_rate)
-    covid_probability = float(sigmoid(aggregate([runtime.run(part[None])[0][0] for part in chunks(features.log_mel)])))
-    event_covid, event_cough = runtime.run(features.windows)
-    covid_p, cough_p = sigmoid(event_covid), sigmoid(event_cough)
-    cough_probability = float(cough_p.max())
     threshold, cough_threshold = runtime.thresholds["covid"], runtime.thresholds["cough"]
-    scores = [EventScore(e.start_s, e.end_s, float(c), float(k)) for e, c, k in zip(features.events, covid_p, cough_p)]
+    scores = score(runtime.run, features, cough_threshold)
+    kind = sound_type(scores.sound_probabilities, cough_threshold)
+    is_cough = kind == "cough"
+    covid_probability = float(sigmoid(scores.covid_logit)) if is_cough else None
+    events = [EventScore(e.start_s, e.end_s, t, float(k), float(sigmoid(c)) if is_cough and t == "cough" else None)
+              for e, t, k, c in zip(features.events, scores.event_types, scores.event_cough, scores.event_covid)]
     return Prediction(
         covid_probability=covid_probability,
-        cough_probability=cough_probability,
-        is_cough=cough_probability >= cough_threshold,
-        covid_positive=covid_probability >= threshold,
+        covid_positive=None if covid_probability is None else covid_probability >= threshold,
+        cough_probability=float(scores.sound_probabilities[COUGH]),
+        is_cough=is_cough,
+        sound_type=kind,
+        sound_probabilities={t: float(p) for t, p in zip(SOUND_TYPES, scores.sound_probabilities)},
         threshold=threshold,
-        events=scores,
+        events=events,
         latency_ms=round((time.perf_counter() - started) * 1000.0, 2),
         model=runtime.model_id,
         duration_s=audio.duration_s,
@@ -165,3 +244,10 @@ class CoughModel:
 
     def predict(self, audio: AudioSource, sample_rate: int | None = None) -> Prediction:
         return predict(self.runtime, audio, sample_rate)
+
+    def scores(self, audio: AudioSource, sample_rate: int | None = None) -> Scores:
+        """The network's raw scores of a recording, before the gate's decision is worded (for evaluation: a COVID-19
+        logit exists even where the gate says "not a cough")."""
+        audio = audio if isinstance(audio, Audio) else load_audio(audio, sample_rate)
+        features = clip_features(audio.waveform, audio.sample_rate)
+        return score(self.runtime.run, features, self.runtime.thresholds["cough"])

@@ -1,6 +1,7 @@
 """load_audio: every supported input kind, and a clear AudioError for every kind of unusable input."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,11 +96,35 @@ def test_gradio_microphone_tuple_stereo_48k() -> None:
     np.testing.assert_allclose(audio.waveform, mono.waveform, atol=1e-3)
 
 
-def test_array_with_sample_rate_and_default() -> None:
+def test_array_with_sample_rate() -> None:
     check_clean(load_audio(tone(1.0, 22050), sample_rate=22050), 1.0, 22050)
-    check_clean(load_audio(tone(1.0, 16000)), 1.0, 16000)
+    check_clean(load_audio(tone(1.0, 16000), sample_rate=16000), 1.0, 16000)
+    check_clean(load_audio(tone(1.0, 16000), sample_rate=16000.0), 1.0, 16000)
     channels_first = np.stack([tone(1.0), tone(1.0)])
-    check_clean(load_audio(channels_first), 1.0, 16000)
+    check_clean(load_audio(channels_first, sample_rate=16000), 1.0, 16000)
+
+
+def test_array_without_sample_rate_is_refused() -> None:
+    """A 48 kHz array used to be taken for 16 kHz and scored three times too slow."""
+    with pytest.raises(AudioError, match="needs its sample rate; pass sample_rate="):
+        load_audio(tone(1.0, 48000))
+    with pytest.raises(AudioError, match="invalid sample rate None"):
+        load_audio((None, tone(1.0)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), 0, -16000, 16000.5, "16000", True])
+def test_invalid_sample_rates(rate: object) -> None:
+    with pytest.raises(AudioError, match="invalid sample rate"):
+        load_audio(tone(1.0), sample_rate=rate)  # type: ignore[arg-type]
+    with pytest.raises(AudioError, match="invalid sample rate"):
+        load_audio((rate, tone(1.0)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("rate", "message"), [(1, "1 Hz is too low"), (3999, "3999 Hz is too low"),
+                                               (384001, "384001 Hz is above the 384000 Hz supported")])
+def test_out_of_range_sample_rates(rate: int, message: str) -> None:
+    with pytest.raises(AudioError, match=message):
+        load_audio(tone(1.0, 8000), sample_rate=rate)
 
 
 def test_resampling_keeps_the_tone() -> None:
@@ -136,32 +161,34 @@ def test_clipped_audio_loads_with_warning(tmp_path: Path) -> None:
     audio = load_audio(path)
     check_clean(audio, 2.0, 16000)
     assert any("clipped" in w for w in audio.warnings)
-    assert load_audio(tone(2.0)).warnings == []
+    assert load_audio(tone(2.0), sample_rate=16000).warnings == []
 
 
 @pytest.mark.parametrize(("samples", "message"), [
     (np.zeros(0, dtype=np.float32), "empty"),
+    (np.zeros((0, 2), dtype=np.float32), "empty"),
     (np.zeros(32000, dtype=np.float32), "silent"),
     (np.full(32000, 1e-5, dtype=np.float32) * np.sign(np.sin(np.arange(32000))), "silent"),
-    (tone(0.2), "0.20 s long; at least 0.3 s"),
+    (tone(0.2), "0.200 s long; at least 0.3 s"),
+    (tone(0.3)[:-1], "0.299 s long; at least 0.3 s"),
     (np.where(np.arange(32000) == 500, np.nan, tone(2.0)).astype(np.float32), "NaN or infinity"),
     (np.where(np.arange(32000) == 500, np.inf, tone(2.0)).astype(np.float32), "NaN or infinity"),
     (np.array(["a", "b"] * 8000), "not audio"),
 ])
 def test_unusable_arrays(samples: np.ndarray, message: str) -> None:
     with pytest.raises(AudioError, match=message):
-        load_audio(samples)
+        load_audio(samples, sample_rate=16000)
 
 
 def test_too_long_array() -> None:
-    with pytest.raises(AudioError, match="10.0 minutes long; the limit is 10 minutes"):
-        load_audio(np.zeros(int(601 * 1000), dtype=np.int16) + 1000, sample_rate=1000)
+    with pytest.raises(AudioError, match="10 min 1.0 s long; the limit is 10 minutes"):
+        load_audio(np.zeros(601 * 4000, dtype=np.int16) + 1000, sample_rate=4000)
 
 
 def test_too_long_file(tmp_path: Path) -> None:
     path = tmp_path / "long.wav"
-    sf.write(path, np.full(2000 * 601, 0.1, dtype=np.float32), 2000)
-    with pytest.raises(AudioError, match="limit is 10 minutes"):
+    sf.write(path, np.full(4000 * 601, 0.1, dtype=np.float32), 4000)
+    with pytest.raises(AudioError, match="long.wav: the recording is longer than 10 minutes, the limit"):
         load_audio(path)
 
 
@@ -171,6 +198,44 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(AudioError, match="empty.wav: the file is empty"):
         load_audio(tmp_path / "empty.wav")
+    sf.write(tmp_path / "no_frames.wav", np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="no_frames.wav: the recording is empty"):
+        load_audio(tmp_path / "no_frames.wav")
+
+
+def test_sample_rate_of_a_file_is_checked(tmp_path: Path) -> None:
+    sf.write(tmp_path / "one_hz.wav", np.full(10, 0.5, dtype=np.float32), 1)
+    with pytest.raises(AudioError, match="one_hz.wav: the sample rate 1 Hz is too low"):
+        load_audio(tmp_path / "one_hz.wav")
+
+
+def test_too_many_channels(tmp_path: Path) -> None:
+    sf.write(tmp_path / "nine.wav", np.tile(tone(1.0)[:, None], (1, 9)), 16000)
+    with pytest.raises(AudioError, match="nine.wav: 9 audio channels; at most 8"):
+        load_audio(tmp_path / "nine.wav")
+
+
+def test_paths_that_are_not_regular_files(tmp_path: Path) -> None:
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(AudioError, match="folder.wav: this is a directory"):
+        load_audio(tmp_path / "folder.wav")
+    with pytest.raises(AudioError, match="zero: not a regular file"):
+        load_audio("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.wav")  # opening a FIFO for reading would wait for a writer forever
+    with pytest.raises(AudioError, match="pipe.wav: not a regular file"):
+        load_audio(tmp_path / "pipe.wav")
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    with pytest.raises(AudioError, match="a.wav: the path is a loop of symbolic links"):
+        load_audio(tmp_path / "a.wav")
+
+
+def test_dash_is_a_file_name_not_stdin(tmp_path: Path, wav: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AudioError, match="-: file not found"):
+        load_audio("-")
+    shutil.copy(wav, tmp_path / "-")
+    check_clean(load_audio("-"), 2.0, 44100)
 
 
 def test_truncated_wav(tmp_path: Path, wav: Path) -> None:

@@ -11,12 +11,14 @@ import pytest
 import soundfile as sf
 from model_fixture import make_model_dir
 
+import coughkd
 from coughkd.cli import _describe
 from coughkd.model import MODEL_DIR
 from coughkd.predict import EventScore, Prediction
 
 REPO = Path(__file__).resolve().parents[1]
-KEYS = {"path", "covid_probability", "cough_probability", "is_cough", "events", "latency_ms", "model"}
+KEYS = {"path", "covid_probability", "cough_probability", "is_cough", "sound_type", "sound_probabilities", "events",
+        "latency_ms", "model"}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -54,7 +56,8 @@ def test_json_lines_with_failures(model_dir: Path, recordings: dict[str, Path]) 
     assert set(bad) == set(missing) == {"path", "error"}
     assert "not a readable audio file" in bad["error"] and "file not found" in missing["error"]
     assert len(good["events"]) == 2 and all(len(e) == 3 for e in good["events"])
-    assert good["model"] == "fixture-seed0" and 0.0 <= good["covid_probability"] <= 1.0
+    assert good["model"] == "fixture-seed0" and good["sound_type"] in coughkd.SOUND_TYPES
+    assert (good["covid_probability"] is None) == (not good["is_cough"])
 
 
 def test_all_good_exits_zero(model_dir: Path, recordings: dict[str, Path]) -> None:
@@ -71,17 +74,27 @@ def test_human_readable(model_dir: Path, recordings: dict[str, Path]) -> None:
     assert f"{recordings['bad']}: error: notes.wav: not a readable audio file" in result.stdout
 
 
-@pytest.mark.parametrize("is_cough", [True, False])
-def test_human_line_gives_a_verdict_only_for_coughs(is_cough: bool) -> None:
-    p = Prediction(covid_probability=0.8, cough_probability=0.9 if is_cough else 0.1, is_cough=is_cough,
-                   covid_positive=True, threshold=0.6, events=[EventScore(0.5, 0.8, 0.8, 0.9)], latency_ms=3.0,
-                   model="m", duration_s=2.0)
-    line = _describe("x.wav", p).splitlines()[0]
+@pytest.mark.parametrize("kind", ["cough", "speech", "other"])
+def test_human_line_gives_a_verdict_only_for_coughs(kind: str) -> None:
+    is_cough = kind == "cough"
+    probabilities = {"cough": 0.9, "speech": 0.05, "breathing": 0.03, "other": 0.02} if is_cough else \
+        {"cough": 0.1, "speech": 0.6, "breathing": 0.1, "other": 0.2} if kind == "speech" else \
+        {"cough": 0.1, "speech": 0.1, "breathing": 0.1, "other": 0.7}
+    p = Prediction(covid_probability=0.8 if is_cough else None, covid_positive=True if is_cough else None,
+                   cough_probability=probabilities["cough"], is_cough=is_cough, sound_type=kind,
+                   sound_probabilities=probabilities, threshold=0.6,
+                   events=[EventScore(0.5, 0.8, kind, probabilities["cough"], 0.8 if is_cough else None)],
+                   latency_ms=3.0, model="m", duration_s=2.0)
+    text = _describe("x.wav", p)
+    line = text.splitlines()[0]
     if is_cough:
         assert line.startswith("x.wav: COVID-19 POSITIVE (probability 0.80, threshold 0.60); cough (probability 0.90)")
+        assert "covid 0.80" in text
     else:
-        assert line.startswith("x.wav: does not sound like a cough (cough probability 0.10); no COVID-19 verdict")
-        assert "POSITIVE" not in line
+        heard = "sounds like speech, not a cough (speech 0.60" if kind == "speech" else \
+            "does not sound like a cough (other 0.70"
+        assert line.startswith(f"x.wav: {heard}, cough 0.10); no COVID-19 verdict")
+        assert "POSITIVE" not in text and "covid" not in text
     assert "1 event in 2.0 s" in line
 
 

@@ -19,7 +19,6 @@ from training.data import (
     LoadReport,
     Recording,
     decode_all,
-    load_coswara,
     load_coughvid,
     load_covid19_cough,
     load_virufy,
@@ -269,32 +268,6 @@ def test_coughvid_layout(tmp_path):
     assert {r.get("uuid"): r.label for r in with_symptomatic} == {"a1": 1, "a2": 0, "a3": 0}
     decoded, failed = decode_all(recordings, progress=False)
     assert failed == [] and len(decoded) == 2
-
-
-def test_coswara_layout_keeps_participants_together(tmp_path):
-    statuses = ["positive_mild", "positive_moderate", "positive_asymp", "healthy", "healthy", "healthy",
-                "recovered_full", "resp_illness_not_identified", "healthy"]
-    rows = []
-    for i, status in enumerate(statuses):
-        pid = f"P{i:02d}"
-        rows.append({"id": pid, "a": "40", "covid_status": status, "g": "male", "l_c": "India"})
-        if i < len(statuses) - 1:
-            for j, kind in enumerate(("cough-heavy", "cough-shallow", "counting-normal")):
-                write_wav(tmp_path / "Extracted_data" / f"2020041{i % 3}" / pid / f"{kind}.wav", 10 * i + j)
-    write_csv(tmp_path / "combined_data.csv", rows)
-
-    recordings, report = load_coswara(tmp_path)
-    assert report.found == 2 * 6 and len(recordings) == 12
-    assert sorted(p.as_posix() for p in report.missing) == ["P08/cough-heavy.wav", "P08/cough-shallow.wav"]
-    assert report.excluded == Counter({"covid_status=recovered_full": 1, "covid_status=resp_illness_not_identified": 1})
-    assert Counter(r.label for r in recordings) == Counter({1: 6, 0: 6})
-    assert {r.get("kind") for r in recordings} == {"cough-heavy", "cough-shallow"}
-    for seed in range(5):
-        parts = split(recordings, seed=seed)
-        where = {}
-        for name, part in parts.items():
-            for r in part:
-                assert where.setdefault(r.get("participant"), name) == name
 
 
 def test_virufy_layout(tmp_path):

@@ -60,11 +60,11 @@ def rehash(model_dir: Path) -> None:
 def test_outputs_match_the_network(model_dir: Path, variant: str) -> None:
     runtime = StudentRuntime(model_dir, variant=variant, config=F32)
     batch = features()
-    covid, cough = runtime.run(batch)
-    expected_covid, expected_cough = reference_logits(batch)
-    assert covid.shape == cough.shape == (6,) and covid.dtype == cough.dtype == np.float32
+    covid, sound = runtime.run(batch)
+    expected_covid, expected_sound = reference_logits(batch)
+    assert covid.shape == (6,) and sound.shape == (6, 4) and covid.dtype == sound.dtype == np.float32
     np.testing.assert_allclose(covid, expected_covid, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(cough, expected_cough, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(sound, expected_sound, rtol=1e-4, atol=1e-4)
     assert runtime.variant == variant and runtime.model_id == "fixture-seed0"
     assert runtime.thresholds == {"covid": 0.5, "cough": 0.5}
 
@@ -73,8 +73,8 @@ def test_dynamic_frames_and_empty_batch(runtime: StudentRuntime) -> None:
     for frames in (31, 101, 301):
         covid, _ = runtime.run(features(2, frames=frames))
         np.testing.assert_allclose(covid, reference_logits(features(2, frames=frames))[0], rtol=1e-4, atol=1e-4)
-    covid, cough = runtime.run(np.zeros((0, 64, 101), np.float32))
-    assert covid.shape == cough.shape == (0,)
+    covid, sound = runtime.run(np.zeros((0, 64, 101), np.float32))
+    assert covid.shape == (0,) and sound.shape == (0, 4)
 
 
 def test_wrong_feature_shape(runtime: StudentRuntime) -> None:
@@ -87,9 +87,9 @@ def test_concurrent_calls_match_sequential(runtime: StudentRuntime) -> None:
     sequential = [runtime.run(b) for b in batches]
     with ThreadPoolExecutor(max_workers=8) as pool:
         concurrent = list(pool.map(runtime.run, batches))
-    for (a_covid, a_cough), (b_covid, b_cough) in zip(sequential, concurrent):
+    for (a_covid, a_sound), (b_covid, b_sound) in zip(sequential, concurrent):
         np.testing.assert_array_equal(a_covid, b_covid)
-        np.testing.assert_array_equal(a_cough, b_cough)
+        np.testing.assert_array_equal(a_sound, b_sound)
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
@@ -152,9 +152,16 @@ def test_unlisted_file_is_refused(copy_dir: Path) -> None:
 
 def test_wrong_output_names(copy_dir: Path) -> None:
     xml = copy_dir / "student_int8.xml"
-    xml.write_text(xml.read_text().replace("cough_logit", "other_logit"))
+    xml.write_text(xml.read_text().replace("sound_logits", "other_logits"))
     rehash(copy_dir)
-    with pytest.raises(ModelError, match="must take 'log_mel' and give covid_logit, cough_logit"):
+    with pytest.raises(ModelError, match="must take 'log_mel' and give covid_logit, sound_logits"):
+        StudentRuntime(copy_dir)
+
+
+def test_other_sound_types_are_refused(copy_dir: Path) -> None:
+    """A model whose gate has other classes, or them in another order, would be read wrongly: refuse it."""
+    edit_manifest(copy_dir, lambda m: m.update(sound_types=["speech", "cough", "breathing", "other"]))
+    with pytest.raises(ModelError, match="sound types"):
         StudentRuntime(copy_dir)
 
 

@@ -1,5 +1,5 @@
-"""A smoke run of the whole training pipeline (prepare -> teacher -> distil -> export -> evaluate -> card) on a
-small stratified subset of the real data, and the pieces it is glued with."""
+"""A smoke run of the whole training pipeline (prepare -> teacher -> distil -> gate -> export -> evaluate -> card)
+on a small stratified subset of the real data, and the pieces it is glued with."""
 from __future__ import annotations
 
 import json
@@ -60,7 +60,7 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     out, card, reports = tmp_path / "model", tmp_path / "CARD.md", tmp_path / "reports"
     results = reproduce.main([f"--run_dir={tmp_path / 'run'}", f"--out_dir={out}", f"--card={card}",
                               f"--report_dir={reports}", "--limit=60", "--non_cough_clips=30",
-                              "--student_epochs=2", "--n_boot=100", "--calibration_windows=50"])
+                              "--student_epochs=2", "--gate_epochs=1", "--n_boot=100", "--calibration_windows=50"])
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metrics"]["export"]["fp32_parity_max_abs_diff"] < 1e-4
@@ -73,10 +73,20 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     telegram = point["per_source"]["telegram"]
     assert f"| telegram | {telegram['sensitivity']:.3f} | {telegram['specificity']:.3f} | " in card.read_text()
 
+    gate = torch.load(tmp_path / "run" / "sound_cnn.pt", map_location="cpu", weights_only=False)
+    assert manifest["sound_types"] == list(coughkd.SOUND_TYPES) and manifest["threshold"]["cough"] == gate["threshold"]
+    assert manifest["student"]["parameters"] + manifest["student"]["gate_parameters"] <= 100_000
     model = coughkd.load(out)
     clip = next((cough_data / "raw").glob("*.mp3"))
     prediction = model.predict(str(clip))
-    assert 0.0 <= prediction.covid_probability <= 1.0 and prediction.events
+    assert prediction.sound_type in coughkd.SOUND_TYPES and prediction.events
+    assert (prediction.covid_probability is None) == (not prediction.is_cough)
+    gate_report = json.loads((reports / "gate.json").read_text())
+    assert {"cough: coswara", "speech", "breathing", "other"} <= set(gate_report["promises"])
+    sounds = json.loads((tmp_path / "run" / "sounds.json").read_text())
+    assert {row["dataset"] for row in sounds} >= {"coswara", "esc10", "speech-commands", "covid19-cough"}
+    assert gate_report["roc"]["n_cough"] + gate_report["roc"]["n_other"] == sum(
+        row["split"] == "test" and row["dataset"] not in ("generated", "mixture") for row in sounds)
 
     report = json.loads((reports / "report.json").read_text())
     assert {"student_int8", "student_fp32", "teacher", "mfcc_baseline", "student_cnn_torch",
@@ -85,6 +95,9 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     assert (tmp_path / "CARD_roc.png").read_bytes() == (reports / "roc.png").read_bytes()
     text = card.read_text()
     assert "](CARD_roc.png)" in text, "the card shows the ROC plot that sits beside it"
+    assert "](CARD_gate_roc.png)" in text and (tmp_path / "CARD_gate_roc.png").stat().st_size > 10_000
+    speech = gate_report["promises"]["speech"]
+    assert f"| speech | refused {speech['share']:.1%} ({speech['right']}/{speech['n']}) |" in text
     pooled = results["student_int8"]["pooled"]
     assert f"{pooled['auc']:.3f}" in text, "the card must quote the AUC this run measured"
     assert "not a medical device" in text
@@ -107,8 +120,9 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     recordings, _ = crossval.cross_validated_rows(run_clips)
     assert report["recordings"] == recordings.sum() == sum(
         g["n"] for g in report["results"]["teacher"]["per_source"].values()), "each recording scored once"
-    assert {"student (mean of members, as shipped; PyTorch)", "student member: CNN head", "teacher",
+    assert {crossval.STUDENT, crossval.CUT, "student member: CNN head", "teacher",
             "mfcc_baseline"} <= set(report["per_source_auc"])
+    assert 0 <= report["recordings_cut"] <= report["recordings"] and "What the gate's cut costs" in card.read_text()
     assert json.loads((reports / "crossval.json").read_text())["per_source_auc"] == report["per_source_auc"]
     text = card.read_text()
     assert "Not measured for this recipe yet" not in text
@@ -140,3 +154,11 @@ def test_cross_validation_never_reads_the_test_split() -> None:
     recordings, kept = cross_validated_rows(clips)
     assert recordings.tolist() == [True, True, False, False, False, True]
     assert kept.tolist() == [True, True, False, True, False, True]
+
+
+def test_previous_model_note_names_it_and_its_command() -> None:
+    from training.reproduce import previous_note
+
+    assert previous_note(None) == ""
+    note = previous_note({"model": "coughkd-cnn-1", "command": "docs/previous_model_scores.py out.json", "scores": {}})
+    assert "previous model (coughkd-cnn-1)" in note and "`docs/previous_model_scores.py out.json`" in note

@@ -11,11 +11,22 @@ import pytest
 from model_fixture import make_model_dir, reference_logits
 
 import coughkd
-from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
+from coughkd import AudioError, CoughModel, Event, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
 from coughkd.features import HOP_LENGTH, N_MELS
 from coughkd.model import MODEL_DIR
-from coughkd.predict import WINDOW_FRAMES, aggregate, centred_slices, chunks, clip_features, sigmoid
+from coughkd.predict import (
+    CUT_TYPES,
+    WINDOW_FRAMES,
+    aggregate,
+    centred_slices,
+    chunks,
+    clip_features,
+    cough_parts,
+    sigmoid,
+    softmax,
+    sound_type,
+)
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 REPO = Path(__file__).resolve().parents[1]
@@ -23,12 +34,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("model"))
+    return make_model_dir(tmp_path_factory.mktemp("model"), cough_threshold=0.0)
 
 
 @pytest.fixture(scope="module")
 def model(model_dir: Path) -> CoughModel:
+    """The fixture network with its gate open (cough threshold 0): every recording reaches the COVID-19 score."""
     return coughkd.load(model_dir, config=F32)
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory: pytest.TempPathFactory) -> CoughModel:
+    """The same network with a gate no recording passes (cough threshold above 1)."""
+    return coughkd.load(make_model_dir(tmp_path_factory.mktemp("closed"), cough_threshold=1.01), config=F32)
 
 
 def coughs(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
@@ -47,7 +65,7 @@ def without_latency(p: Prediction) -> dict:
 
 @pytest.mark.parametrize("seconds", [0.5, 30.0])
 def test_short_and_long_inputs(model: CoughModel, seconds: float) -> None:
-    p = model.predict(coughs(seconds))
+    p = model.predict(coughs(seconds), sample_rate=16000)
     assert p.duration_s == pytest.approx(seconds)
     bursts = len(np.arange(0.2, seconds - 0.3, 1.5))
     assert len(p.events) == max(bursts, 1)
@@ -56,18 +74,48 @@ def test_short_and_long_inputs(model: CoughModel, seconds: float) -> None:
 
 
 def test_prediction_is_consistent(model: CoughModel) -> None:
-    p = model.predict(coughs(6.0))
+    p = model.predict(coughs(6.0), sample_rate=16000)
     assert all(isinstance(e, EventScore) for e in p.events)
+    assert p.is_cough and p.sound_type == "cough" and all(e.sound_type == "cough" for e in p.events)
     assert p.covid_positive == (p.covid_probability >= p.threshold) and p.threshold == 0.5
-    assert p.is_cough == (p.cough_probability >= 0.5)
-    assert p.cough_probability == pytest.approx(max(e.cough_probability for e in p.events))
-    features = clip_features(load_audio(coughs(6.0)).waveform)
-    clip_covid, _ = reference_logits(features.log_mel[None])
+    features = clip_features(load_audio(coughs(6.0), sample_rate=16000).waveform)
+    clip_covid, clip_sound = reference_logits(features.log_mel[None])
     assert p.covid_probability == pytest.approx(float(sigmoid(clip_covid[0])), abs=1e-5)
-    event_covid, event_cough = reference_logits(features.windows)
+    assert list(p.sound_probabilities) == list(coughkd.SOUND_TYPES)
+    np.testing.assert_allclose(list(p.sound_probabilities.values()), softmax(clip_sound[0]), atol=1e-5)
+    assert p.cough_probability == pytest.approx(p.sound_probabilities["cough"])
+    event_covid, event_sound = reference_logits(features.windows)
     np.testing.assert_allclose([e.covid_probability for e in p.events], sigmoid(event_covid), atol=1e-5)
-    np.testing.assert_allclose([e.cough_probability for e in p.events], sigmoid(event_cough), atol=1e-5)
+    np.testing.assert_allclose([e.cough_probability for e in p.events], softmax(event_sound)[:, 0], atol=1e-5)
     assert [(e.start_s, e.end_s) for e in p.events] == [(e.start_s, e.end_s) for e in features.events]
+
+
+def test_closed_gate_gives_no_covid_score(closed: CoughModel) -> None:
+    """Audio that is not a cough gets no COVID-19 number anywhere: the contract cannot say "positive" for noise."""
+    p = closed.predict(coughs(6.0), sample_rate=16000)
+    assert not p.is_cough and p.sound_type in ("speech", "breathing", "other")
+    assert p.covid_probability is None and p.covid_positive is None
+    assert all(e.covid_probability is None and e.sound_type != "cough" for e in p.events)
+    data = json.loads(json.dumps(p.to_json()))
+    assert data["covid_positive"] is None and data["covid_probability"] is None
+    assert data["sound_type"] == max(("speech", "breathing", "other"), key=data["sound_probabilities"].get)
+
+
+def test_sound_type_rule() -> None:
+    assert sound_type(np.array([0.3, 0.5, 0.1, 0.1]), cough_threshold=0.25) == "cough"
+    assert sound_type(np.array([0.3, 0.5, 0.1, 0.1]), cough_threshold=0.35) == "speech"
+    assert sound_type(np.array([0.3, 0.1, 0.2, 0.4]), cough_threshold=0.35) == "other"
+
+
+def test_cough_parts_cut_speech_and_other_but_keep_breathing() -> None:
+    x = np.arange(4 * 16000, dtype=np.float32)
+    events = [Event(0.0, 1.0), Event(1.0, 2.0), Event(2.0, 3.0), Event(3.0, 4.0)]
+    kept = cough_parts(x, events, ["cough", "speech", "breathing", "other"])
+    assert set(CUT_TYPES) == {"speech", "other"}
+    np.testing.assert_array_equal(kept, np.concatenate([x[:16000], x[32000:48000]]))
+    assert cough_parts(x, events, ["speech", "speech", "other", "breathing"]) is x  # no cough event: keep it all
+    assert cough_parts(x, events, ["cough", "breathing", "cough", "cough"]) is x  # nothing to cut
+    assert cough_parts(x, [Event(0.0, 0.1), Event(0.1, 4.0)], ["cough", "speech"]) is x  # 0.1 s left: too little
 
 
 def test_event_windows_are_slices_of_the_clip_log_mel() -> None:
@@ -96,24 +144,25 @@ def test_chunks_cover_the_clip_without_a_short_tail() -> None:
 
 def test_long_recording_is_scored_in_chunks(model: CoughModel) -> None:
     x = coughs(70.0)
-    features = clip_features(load_audio(x).waveform)
+    features = clip_features(load_audio(x, sample_rate=16000).waveform)
     pieces = chunks(features.log_mel)
     assert len(pieces) == 2
     expected = np.mean([reference_logits(piece[None])[0][0] for piece in pieces])
-    assert model.predict(x).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
+    assert model.predict(x, sample_rate=16000).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
 
 
 def test_to_json(model: CoughModel) -> None:
-    p = model.predict(coughs(4.0))
+    p = model.predict(coughs(4.0), sample_rate=16000)
     data = json.loads(json.dumps(p.to_json()))
-    assert {"covid_probability", "cough_probability", "is_cough", "events", "latency_ms", "model"} <= data.keys()
+    assert {"covid_probability", "cough_probability", "is_cough", "sound_type", "sound_probabilities", "events",
+            "latency_ms", "model"} <= data.keys()
     assert data["events"] == [[e.start_s, e.end_s, e.covid_probability] for e in p.events]
     assert data["warnings"] == [] and data["duration_s"] == pytest.approx(4.0)
 
 
 def test_deterministic(model: CoughModel) -> None:
     x = coughs(5.0, seed=3)
-    first, second = model.predict(x), model.predict(x.copy())
+    first, second = model.predict(x, sample_rate=16000), model.predict(x.copy(), sample_rate=16000)
     assert without_latency(first) == without_latency(second)
 
 
@@ -121,7 +170,7 @@ def test_sample_rate_for_raw_arrays(model: CoughModel) -> None:
     at_48k = model.predict(coughs(3.0, rate=48000), sample_rate=48000)
     assert at_48k.duration_s == pytest.approx(3.0)
     assert [round(e.start_s, 1) for e in at_48k.events] == [0.2, 1.7]
-    at_16k = model.predict(coughs(3.0, rate=16000))
+    at_16k = model.predict(coughs(3.0, rate=16000), sample_rate=16000)
     assert at_48k.covid_probability == pytest.approx(at_16k.covid_probability, abs=0.05)
 
 
@@ -141,7 +190,9 @@ def test_warnings_are_passed_on(model: CoughModel) -> None:
 
 def test_bad_audio_raises(model: CoughModel) -> None:
     with pytest.raises(AudioError, match="silent"):
-        model.predict(np.zeros(16000, np.float32))
+        model.predict(np.zeros(16000, np.float32), sample_rate=16000)
+    with pytest.raises(AudioError, match="needs its sample rate"):
+        model.predict(coughs(3.0, rate=48000))
 
 
 def test_dataset_recording(model: CoughModel, cough_data: Path) -> None:
@@ -158,10 +209,10 @@ def test_aggregate() -> None:
 
 def test_default_model() -> None:
     if (MODEL_DIR / "manifest.json").exists():
-        assert 0.0 <= coughkd.predict(coughs(3.0)).covid_probability <= 1.0
+        assert 0.0 <= coughkd.predict(coughs(3.0), sample_rate=16000).cough_probability <= 1.0
     else:
         with pytest.raises(ModelError, match="manifest.json is missing"):
-            coughkd.predict(coughs(3.0))
+            coughkd.predict(coughs(3.0), sample_rate=16000)
 
 
 def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
@@ -169,7 +220,7 @@ def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
         "import sys, numpy as np, coughkd\n"
         f"m = coughkd.load({str(model_dir)!r})\n"
         "x = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1\n"
-        "m.predict(x)\n"
+        "m.predict(x, sample_rate=16000)\n"
         "heavy = sorted({n.split('.')[0] for n in sys.modules} & {'torch', 'transformers', 'accelerate', 'nncf'})\n"
         "print(','.join(heavy) or 'clean')\n"
     )

@@ -232,23 +232,23 @@ def ov_config(threads: int) -> dict[str, str]:
 
 
 class TorchStudent:
-    """The student checkpoint in PyTorch behind the runtime interface `coughkd.predict.predict` calls, so the
-    PyTorch row pays for exactly the same pipeline as the OpenVINO rows."""
+    """The student and gate checkpoints in PyTorch behind the runtime interface `coughkd.predict.predict` calls, so
+    the PyTorch row pays for exactly the same pipeline as the OpenVINO rows."""
 
-    def __init__(self, checkpoint: dict, manifest: dict) -> None:
+    def __init__(self, checkpoint: dict, gate: dict, manifest: dict) -> None:
         import torch
 
-        from training.models.students import from_checkpoint
+        from training.models.students import screener
 
         self.torch = torch
-        self.model = from_checkpoint(checkpoint)
+        self.model = screener(checkpoint, gate)
         self.thresholds = {k: float(v) for k, v in manifest["threshold"].items()}
         self.model_id = manifest["model_id"] + "-torch"
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self.torch.inference_mode():
-            covid, cough = self.model(self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-        return covid.numpy(), cough.numpy()
+            covid, sound = self.model(self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+        return covid.numpy(), sound.numpy()
 
 
 class Zoo:
@@ -279,6 +279,9 @@ class Zoo:
 
     def student_checkpoint_path(self) -> Path:
         return self.paths.run_dir / f"student_{self.family}.pt"
+
+    def gate_checkpoint_path(self) -> Path:
+        return self.paths.run_dir / "sound_cnn.pt"
 
     def wav2vec2(self):
         def build():
@@ -333,7 +336,8 @@ class Zoo:
             import torch
 
             checkpoint = torch.load(self.student_checkpoint_path(), map_location="cpu", weights_only=True)
-            return TorchStudent(checkpoint, self.manifest)
+            gate = torch.load(self.gate_checkpoint_path(), map_location="cpu", weights_only=True)
+            return TorchStudent(checkpoint, gate, self.manifest)
 
         return self._once("torch_student", build)
 
@@ -420,7 +424,7 @@ class Zoo:
             pipeline = self.mfcc().model.best_estimator_
             n_features = pipeline[-1].coef_.size
             return 3 * n_features + 1  # scaler mean and scale, weights, bias
-        return int(self.manifest["student"]["parameters"])
+        return int(self.manifest["student"]["parameters"] + self.manifest["student"]["gate_parameters"])
 
     def model_file(self, name: str) -> Path | None:
         """The file a deployment ships: the IR for OpenVINO rows, the checkpoint for PyTorch ones."""
@@ -488,7 +492,7 @@ class Expected:
     """What coughkd itself answers for one clip, the yardstick for the app's answer."""
 
     path: str
-    covid_probability: float
+    covid_probability: float | None  # None where the gate hears no cough
     n_events: int
 
 
@@ -500,9 +504,9 @@ def check_answer(result: Any, expected: Expected, tolerance: float = 1e-4) -> st
         return f"{Path(expected.path).name}: no result dict ({type(result).__name__})"
     if "error" in result:
         return f"{Path(expected.path).name}: error {result['error']!r}"
-    got = result.get("covid_probability")
-    if got is None or abs(float(got) - expected.covid_probability) > tolerance:
-        return f"{Path(expected.path).name}: covid_probability {got} != {expected.covid_probability:.6f}"
+    got, want = result.get("covid_probability"), expected.covid_probability
+    if (got is None) != (want is None) or (want is not None and abs(float(got) - want) > tolerance):
+        return f"{Path(expected.path).name}: covid_probability {got} != {want}"
     if len(result.get("events", [])) != expected.n_events:
         return f"{Path(expected.path).name}: {len(result.get('events', []))} events != {expected.n_events}"
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from tqdm import tqdm
@@ -16,48 +17,60 @@ from coughkd.audio import SAMPLE_RATE
 from coughkd.predict import ClipFeatures, clip_features, sigmoid
 
 NO_LABEL = -1  # covid_label of generated non-cough audio
-_PER_CLIP = ("recording", "split", "covid_label", "source", "is_cough")
 
 
 @dataclass
-class ClipSet:
-    audio: np.ndarray  # every clip's 16 kHz waveform, end to end, float32
+class PackedClips:
+    """Variable-length 16 kHz waveforms end to end in one float32 array, with per-clip fields that subclasses add
+    (every dataclass field after ``offsets`` is one value per clip)."""
+
+    audio: np.ndarray  # every clip's waveform, end to end
     offsets: np.ndarray  # (N + 1,) clip i is audio[offsets[i]:offsets[i + 1]]
-    recording: np.ndarray  # (N,) index into recordings.json, -1 for generated non-cough audio
-    split: np.ndarray  # (N,) "train" | "val" | "test"
-    covid_label: np.ndarray  # (N,) 1 / 0, NO_LABEL for generated audio
-    source: np.ndarray  # (N,) recording source, or "generated:<kind>"
-    is_cough: np.ndarray  # (N,) 1 for dataset coughs, 0 for generated non-cough audio
+
+    @classmethod
+    def per_clip(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))[2:]
 
     def __len__(self) -> int:
-        return len(self.recording)
+        return len(self.offsets) - 1
 
     def waveform(self, i: int) -> np.ndarray:
         return self.audio[self.offsets[i]:self.offsets[i + 1]]
 
-    def subset(self, mask: np.ndarray) -> ClipSet:
+    def subset(self, mask: np.ndarray) -> Self:
         chosen = np.flatnonzero(mask)
-        return ClipSet.build([self.waveform(i) for i in chosen], **{k: getattr(self, k)[chosen] for k in _PER_CLIP})
+        return self.build([self.waveform(i) for i in chosen], **{k: getattr(self, k)[chosen] for k in self.per_clip()})
 
     @classmethod
-    def build(cls, waveforms: list[np.ndarray], **per_clip: np.ndarray) -> ClipSet:
+    def build(cls, waveforms: list[np.ndarray], **per_clip: np.ndarray) -> Self:
         lengths = [len(w) for w in waveforms]
         audio = np.concatenate(waveforms).astype(np.float32) if waveforms else np.zeros(0, np.float32)
         return cls(audio, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
-                   **{k: np.asarray(per_clip[k]) for k in _PER_CLIP})
+                   **{k: np.asarray(per_clip[k]) for k in cls.per_clip()})
 
     @classmethod
-    def concatenate(cls, parts: list[ClipSet]) -> ClipSet:
+    def concatenate(cls, parts: list[Self]) -> Self:
         return cls.build([p.waveform(i) for p in parts for i in range(len(p))],
-                         **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _PER_CLIP})
+                         **{k: np.concatenate([getattr(p, k) for p in parts]) for k in cls.per_clip()})
 
     def save(self, path: Path) -> None:
         np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
-    def load(cls, path: Path) -> ClipSet:
+    def load(cls, path: Path) -> Self:
         with np.load(path) as data:
             return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+@dataclass
+class ClipSet(PackedClips):
+    """The COVID-19 student's clips: the data set's recordings and the generated non-cough audio."""
+
+    recording: np.ndarray  # (N,) index into recordings.json, -1 for generated non-cough audio
+    split: np.ndarray  # (N,) "train" | "val" | "test"
+    covid_label: np.ndarray  # (N,) 1 / 0, NO_LABEL for generated audio
+    source: np.ndarray  # (N,) recording source, or "generated:<kind>"
+    is_cough: np.ndarray  # (N,) 1 for dataset coughs, 0 for generated non-cough audio
 
 
 def features(clips: ClipSet, progress: bool = True) -> list[ClipFeatures]:

@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
-from coughkd.predict import ClipFeatures, sigmoid
+from coughkd.predict import ClipFeatures, score, sigmoid
 from training import distill, teacher
 from training.bench import quote
 from training.clips import ClipSet, features, load_run
 from training.configurator import parse_overrides
 from training.evaluate import MfccBaseline, evaluate_scores, format_auc, paired_differences, paired_table
-from training.models.students import from_checkpoint
+from training.models.students import Screener, SoundTypeCNN, from_checkpoint
 from training.reproduce import CROSSVAL_END, CROSSVAL_START
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
@@ -55,6 +55,7 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 STUDENT = "student (mean of members, as shipped; PyTorch)"
+CUT = "student on the cough parts (the gate's cut, as the runtime scores)"
 
 
 def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
@@ -65,10 +66,11 @@ def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndarray], held: np.ndarray,
-             student_config: dict, teacher_config: dict) -> dict[str, np.ndarray]:
+             student_config: dict, teacher_config: dict, gate: tuple[SoundTypeCNN, float]) -> dict[str, np.ndarray]:
     """COVID-19 probabilities of the ``held`` recordings (a mask over ``clips``, the cross-validated clips only) from
-    the teacher, the student (and each of its members) and the baseline, all fitted on the other clips, with
-    ``held`` in the role of the validation split. Arrays are aligned with ``np.flatnonzero(held)``."""
+    the teacher, the student (and each of its members; and on each recording's cough parts as the run's gate
+    cuts them, (network, threshold) ``gate``) and the baseline, all fitted on the other clips, with ``held`` in the
+    role of the validation split. Arrays are aligned with ``np.flatnonzero(held)``."""
     part = replace(clips, split=np.where(held, "val", "train"))
     part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
     model = from_checkpoint(distill.train_student(part, part_cache, student_config, feats))
@@ -78,7 +80,14 @@ def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndar
     fit = np.flatnonzero(~held & (clips.recording >= 0))
     baseline = MfccBaseline(teacher_config["seed"]).fit([feats[i].waveform for i in fit], clips.covid_label[fit])
     names = model.member_names
-    return {STUDENT: sigmoid(members.mean(axis=1)),
+    network = Screener(model, gate[0]).eval()
+
+    @torch.no_grad()
+    def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(t.numpy() for t in network(torch.from_numpy(x)))
+
+    cut = np.array([score(run, feats[i], gate[1]).covid_logit for i in scored])
+    return {STUDENT: sigmoid(members.mean(axis=1)), CUT: sigmoid(cut),
             **({f"student member: {n}": sigmoid(members[:, k]) for k, n in enumerate(names)} if len(names) > 1 else {}),
             "teacher": sigmoid(part_cache["covid_logit"][scored]),
             "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored])}
@@ -97,6 +106,10 @@ def section(results: dict, report: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(format_auc(g) for g in r["per_source"].values()) + " |")
     lines += ["", "The student against the others on the same out-of-fold scores, paired (one bootstrap resamples the "
               "same recordings for both):", "", paired_table("student", report["paired"]).rstrip("\n"),
+              "", f"What the gate's cut costs: in {report['recordings_cut']} of the {report['recordings']} recordings the "
+              "gate hears events as speech or other sounds, and the runtime scores them without those events; paired "
+              "against the same students on the whole recordings:", "",
+              paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n"),
               "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
     return "\n".join(lines)
 
@@ -116,6 +129,10 @@ def main(argv: list[str]) -> dict:
         student_config["seed"] = config["student_seed"]
     teacher_config = {"seed": config["seed"], "mfcc_probe": json.loads((run / "teacher_summary.json").read_text())[
         "mfcc_probe"]}
+    gate_checkpoint = torch.load(run / "sound_cnn.pt", map_location="cpu", weights_only=False)
+    gate_network = SoundTypeCNN()
+    gate_network.load_state_dict(gate_checkpoint["state_dict"])
+    gate = (gate_network.eval(), gate_checkpoint["threshold"])
     feats = features(clips)
 
     labelled = np.flatnonzero(clips.recording >= 0)
@@ -126,19 +143,21 @@ def main(argv: list[str]) -> dict:
         print(f"fold {k + 1}/{config['folds']}")
         held = np.zeros(len(clips), dtype=bool)
         held[labelled[held_rows]] = True
-        for name, values in run_fold(clips, feats, cache, held, student_config, teacher_config).items():
+        for name, values in run_fold(clips, feats, cache, held, student_config, teacher_config, gate).items():
             scores.setdefault(name, np.zeros(len(labelled)))[held_rows] = values
 
     y, sources = clips.covid_label[labelled], clips.source[labelled].astype(str)
     results = {name: evaluate_scores(y, p, sources, config["n_boot"], config["seed"]) for name, p in scores.items()}
     paired = paired_differences(y, scores[STUDENT], {name: scores[name] for name in ("teacher", "mfcc_baseline")},
                                 sources, config["n_boot"], config["seed"])
+    cut = paired_differences(y, scores[CUT], {STUDENT: scores[STUDENT]}, sources, config["n_boot"], config["seed"])
     report = {"command": shlex.join(["python", "-m", "training.crossval", *argv]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "minutes": (time.time() - start) / 60,
               "folds": config["folds"], "recordings": len(labelled), "student_config": student_config,
               "per_source_auc": {name: {s: g["auc"] for s, g in r["per_source"].items()}
                                  for name, r in results.items()},
-              "results": results, "paired": paired,
+              "results": results, "paired": paired, "cut_minus_whole": cut,
+              "recordings_cut": int(sum(not np.isclose(a, b) for a, b in zip(scores[CUT], scores[STUDENT]))),
               "out_of_fold": {"recording": clips.recording[labelled].tolist(), "label": y.tolist(),
                               "source": sources.tolist(), **{name: p.tolist() for name, p in scores.items()}}}
     out = Path(config["report_dir"])

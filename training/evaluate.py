@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import log_mel
+from coughkd.model import SOUND_TYPES
+from coughkd.predict import sigmoid
 from training.data import COVID19_COUGH, Recording, decode_all, load_covid19_cough
 from training.models.students import MfccStatistics
 
@@ -385,17 +387,15 @@ def _select(recordings: Sequence[Recording], hashes: Sequence[str], split_name: 
 def score_student(
     model_dir: Path, variant: str, waveforms: Sequence[np.ndarray], progress: bool = True
 ) -> tuple[np.ndarray, float]:
-    """COVID probabilities of whole recordings through the shipped runtime (events, windows, aggregation
-    exactly as users get them), and the manifest threshold it applies."""
+    """COVID probabilities of whole recordings through the shipped runtime (events, gate, cough parts, aggregation
+    exactly as users get them), and the manifest threshold it applies. Taken before the gate's decision is worded,
+    so a recording the gate refuses still has its score here: the COVID-19 head is measured on every recording."""
     import coughkd
 
     model = coughkd.load(model_dir, variant=variant)
-    probabilities, threshold = [], float("nan")
-    for waveform in tqdm(waveforms, desc=f"student {variant}", unit="file", disable=not progress):
-        prediction = model.predict(waveform, sample_rate=SAMPLE_RATE)
-        probabilities.append(prediction.covid_probability)
-        threshold = prediction.threshold
-    return np.asarray(probabilities, dtype=np.float64), float(threshold)
+    probabilities = [float(sigmoid(model.scores(w, sample_rate=SAMPLE_RATE).covid_logit))
+                     for w in tqdm(waveforms, desc=f"student {variant}", unit="file", disable=not progress)]
+    return np.asarray(probabilities, dtype=np.float64), model.runtime.thresholds["covid"]
 
 
 def operating_points(y: np.ndarray, p: np.ndarray, sources: np.ndarray, threshold: float) -> dict:
@@ -415,13 +415,15 @@ def evaluate_run(
     seed: int = 0,
     cache_dir: Path | None = None,
     progress: bool = True,
+    other_scores: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, dict]:
     """Score the run's held-out test split with every model and write the report.
 
     Models: the OpenVINO students through coughkd (int8, fp32), the teacher (scores cached by the run in
-    teacher_test_scores.json), and the MFCC baseline fitted here on the run's train split; the shipped INT8
-    student's row also holds its paired AUC differences to the others (``paired``). `recordings` defaults to the
-    shared covid19-cough set; split.json refers to them by content hash.
+    teacher_test_scores.json), the MFCC baseline fitted here on the run's train split, and any `other_scores`
+    ({model: {recording sha256: probability}}, e.g. the model this run replaces); the shipped INT8 student's row
+    also holds its paired AUC differences to the others (``paired``). `recordings` defaults to the shared
+    covid19-cough set; split.json refers to them by content hash.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     split = json.loads((run_dir / "split.json").read_text())
@@ -452,7 +454,9 @@ def evaluate_run(
     scores["teacher"] = np.array([teacher_scores[rec.sha256] for rec, _ in decoded_test], dtype=np.float64)
     baseline = MfccBaseline(seed).fit([w for _, w in decoded_train], [rec.label for rec, _ in decoded_train])
     scores["mfcc_baseline"] = baseline.predict_proba(waveforms)
-    for name in ("teacher", "mfcc_baseline"):
+    for name, by_hash in (other_scores or {}).items():
+        scores[name] = np.array([by_hash[rec.sha256] for rec, _ in decoded_test], dtype=np.float64)
+    for name in list(scores)[len(STUDENT_VARIANTS):]:
         results[name] = evaluate_scores(y, scores[name], sources, n_boot, seed)
     shipped, *others = scores
     results[shipped]["paired"] = paired_differences(y, scores[shipped], {name: scores[name] for name in others},
@@ -461,6 +465,145 @@ def evaluate_run(
     write_report(results, out_dir)
     print((out_dir / "table.md").read_text())
     return results
+
+
+# ---- the sound-type gate --------------------------------------------------------------------------------------------
+# What the gate promises on real recordings: the share of coughs it accepts, of every other sound type it refuses.
+GATE_BARS = {"cough": 0.95, "speech": 0.95, "breathing": 0.85, "other": 0.95}
+MADE_UP = ("generated", "mixture")  # data sets of clips made here: reported, never used to choose or to claim
+
+
+def gate_groups(sounds) -> np.ndarray:
+    """(N,) what each clip of a training.sounds.SoundClips counts towards: "cough: <data set>" (covid19-cough per
+    source, as each must reach the bar), or its sound type; "" for made-up clips."""
+    groups = []
+    for dataset, kind, t in zip(sounds.dataset, sounds.kind, sounds.sound_type):
+        name = SOUND_TYPES[t]
+        if dataset in MADE_UP:
+            groups.append("")
+        elif name == "cough":
+            groups.append(f"cough: {dataset}" + (f" {kind}" if dataset == "covid19-cough" else ""))
+        else:
+            groups.append(name)
+    return np.array(groups)
+
+
+def gate_rates(p_cough: np.ndarray, groups: np.ndarray, threshold: float) -> dict[str, tuple[int, int]]:
+    """{group: (clips the gate treats right, clips)}: accepted for cough groups, refused for the others."""
+    rates = {}
+    for group in sorted(set(groups.tolist()) - {""}):
+        accepted = p_cough[groups == group] >= threshold
+        right = accepted if group.startswith("cough") else ~accepted
+        rates[group] = (int(right.sum()), int(right.size))
+    return rates
+
+
+def choose_gate_threshold(p_cough: np.ndarray, groups: np.ndarray) -> float:
+    """The threshold whose worst group is furthest above its bar (GATE_BARS), on validation clips: the bars are what
+    the gate promises, so no group is traded away for another. Ties: the middle of the best run of candidates."""
+    candidates = np.unique(p_cough[groups != ""])
+    margins = []
+    for t in candidates:
+        rates = gate_rates(p_cough, groups, t)
+        margins.append(min(k / n - GATE_BARS[g.split(":")[0]] for g, (k, n) in rates.items()))
+    best = np.flatnonzero(np.isclose(margins, max(margins)))
+    return float(candidates[best[len(best) // 2]])
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k / n (sound where k is 0 or n, unlike the normal approximation)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def gate_report(sounds, cough_probability: np.ndarray, predicted: Sequence[str], threshold: float) -> dict:
+    """The gate on one split of a SoundClips, through the runtime's decisions (`predicted`: each clip's sound_type):
+    accepted-as-cough share per row (sound type, data set, kind, channel) with Wilson CIs, the promise per group
+    against its bar, the confusion of sound types on real clips, and the ROC of cough vs the rest on real clips."""
+    accepted = np.array([t == "cough" for t in predicted])
+    truth = np.array([SOUND_TYPES[t] for t in sounds.sound_type])
+    kinds = np.array([_row_kind(d, k) for d, k in zip(sounds.dataset, sounds.kind)])
+    rows = []
+    for key in sorted({(t, d, k, c) for t, d, k, c in zip(truth, sounds.dataset, kinds, sounds.channel)},
+                      key=lambda r: (SOUND_TYPES.index(r[0]), r[1] in MADE_UP, r[1], r[2], r[3])):
+        mask = (truth == key[0]) & (sounds.dataset == key[1]) & (kinds == key[2]) & (sounds.channel == key[3])
+        k, n = int(accepted[mask].sum()), int(mask.sum())
+        rows.append({"sound_type": key[0], "dataset": key[1], "kind": key[2], "channel": key[3], "n": n,
+                     "accepted": k / n, "ci": wilson_interval(k, n)})
+    groups = gate_groups(sounds)
+    promises = {}
+    for group, (k, n) in gate_rates(cough_probability, groups, threshold).items():
+        bar = GATE_BARS[group.split(":")[0]]
+        promises[group] = {"right": k, "n": n, "share": k / n, "ci": wilson_interval(k, n), "bar": bar,
+                           "held": k / n >= bar}
+    real = groups != ""
+    labels = truth[real] == "cough"
+    fpr, tpr, _ = roc_curve(labels, cough_probability[real])
+    confusion = {t: {u: int(((truth == t) & (np.array(predicted) == u) & real).sum()) for u in SOUND_TYPES}
+                 for t in SOUND_TYPES}
+    return {"threshold": threshold, "rows": rows, "promises": promises, "confusion": confusion,
+            "roc": {"auc": float(roc_auc_score(labels, cough_probability[real])), "fpr": fpr.tolist(),
+                    "tpr": tpr.tolist(), "n_cough": int(labels.sum()), "n_other": int((~labels).sum())}}
+
+
+def _row_kind(dataset: str, kind: str) -> str:
+    """The kind a card row shows: ESC-10's classes pooled as everyday sounds, but the sneeze, the one most like a
+    cough, on its own; generated audio by kind family."""
+    if dataset == "esc10":
+        return kind if kind == "person sneeze" else "everyday sounds (9 classes)"
+    if dataset == "generated":
+        return "espeak-ng speech" if kind == "speech" else "noise, tones, music-like"
+    return kind
+
+
+def gate_tables(report: dict) -> str:
+    """The card's gate tables: the promise per group, then every row by channel, then the confusion matrix."""
+    lines = ["| group (real recordings) | treated right | 95% CI | bar | held |", "|---|---|---|---|---|"]
+    for group, p in report["promises"].items():
+        what = "accepted" if group.startswith("cough") else "refused"
+        lines.append(f"| {group} | {what} {p['share']:.1%} ({p['right']}/{p['n']}) | "
+                     f"{p['ci'][0]:.1%}-{p['ci'][1]:.1%} | {p['bar']:.0%} | {'yes' if p['held'] else '**no**'} |")
+    lines += ["", "| sound type | data set | kind | wideband: accepted as cough | telephone: accepted as cough |",
+              "|---|---|---|---|---|"]
+    cells: dict[tuple, dict] = {}
+    for r in report["rows"]:
+        cells.setdefault((r["sound_type"], r["dataset"], r["kind"]), {})[r["channel"]] = r
+    for (t, d, k), by_channel in cells.items():
+        shown = [f"{c['accepted']:.1%} [{c['ci'][0]:.1%}, {c['ci'][1]:.1%}] (n={c['n']})" if c else "-"
+                 for c in (by_channel.get("wideband"), by_channel.get("telephone"))]
+        lines.append(f"| {t} | {d}{' (made here)' if d in MADE_UP else ''} | {k} | {shown[0]} | {shown[1]} |")
+    lines += ["", "| true \\ heard as | " + " | ".join(SOUND_TYPES) + " |", "|---|" + "---|" * len(SOUND_TYPES)]
+    for t in SOUND_TYPES:
+        lines.append(f"| {t} | " + " | ".join(str(report["confusion"][t][u]) for u in SOUND_TYPES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def gate_roc_figure(report: dict, path: Path) -> Path:
+    """The gate's ROC (real coughs vs every other real sound, by the clip's cough probability), its operating point
+    marked."""
+    roc = report["roc"]
+    fig = Figure(figsize=(4.6, 4.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.plot(roc["fpr"], roc["tpr"], label=f"AUC {roc['auc']:.3f}")
+    coughs = [p for g, p in report["promises"].items() if g.startswith("cough")]
+    others = [p for g, p in report["promises"].items() if not g.startswith("cough")]
+    tpr = sum(p["right"] for p in coughs) / max(1, sum(p["n"] for p in coughs))
+    fpr = 1 - sum(p["right"] for p in others) / max(1, sum(p["n"] for p in others))
+    ax.plot([fpr], [tpr], "o", color="#d62728", label=f"threshold {report['threshold']:.3f}")
+    ax.set_xlabel(f"non-cough accepted as cough (n={roc['n_other']})")
+    ax.set_ylabel(f"coughs accepted (n={roc['n_cough']})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Sound-type gate on held-out real recordings", fontsize=10)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict]:

@@ -1,10 +1,11 @@
-"""Export a trained student to the shipped model folder (see CONTRACT.md, "The shipped model folder").
+"""Export a trained student and its sound-type gate to the shipped model folder (coughkd.model checks the contract).
 
 The FP32 IR is the reference the runtime can fall back to and is checked against torch; the INT8 IR (NNCF
 post-training quantization) is what the lean runtime ships by default; the manifest carries sha256s and the
 front-end spec so that coughkd can refuse a damaged or mismatched model instead of scoring garbage.
 
-    python -m training.export --checkpoint runs/latest/student.pt --run-dir runs/latest --out assets/model
+    python -m training.export --checkpoint runs/latest/student_cnn.pt --gate runs/latest/sound_cnn.pt \\
+        --run-dir runs/latest --out assets/model
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ import openvino as ov
 import torch
 from torch import nn
 
-from coughkd.model import input_spec, sha256_file
+from coughkd.model import OUTPUTS, SOUND_TYPES, input_spec, sha256_file
 
 INPUT_NAME = "log_mel"
-OUTPUT_NAMES = ("covid_logit", "cough_logit")
+OUTPUT_RANKS = dict(zip(OUTPUTS, (1, 2)))  # covid_logit (batch,), sound_logits (batch, len(SOUND_TYPES))
 VARIANTS = {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
 PARITY_TOLERANCE = 1e-4
 # 0.5 s, 1 s, 3 s, 10 s and 30 s of audio at 100 frames/s (frames = 1 + samples // 160).
@@ -40,7 +41,8 @@ def compile_f32(model: ov.Model | Path) -> ov.CompiledModel:
 
 
 def export_fp32(model: nn.Module, out_dir: Path, n_mels: int = 64) -> Path:
-    """Convert a student to `student_fp32.xml/.bin`: input `log_mel` (-1, n_mels, -1), two named logit outputs."""
+    """Convert a screener (students.Screener) to `student_fp32.xml/.bin`: input `log_mel` (-1, n_mels, -1), the
+    runtime's two named outputs."""
     model.eval()
     with torch.no_grad():
         ov_model = ov.convert_model(
@@ -48,12 +50,12 @@ def export_fp32(model: nn.Module, out_dir: Path, n_mels: int = 64) -> Path:
             example_input=torch.randn(2, n_mels, 101),
             input=[(ov.PartialShape([-1, n_mels, -1]), ov.Type.f32)],
         )
-    if len(ov_model.outputs) != len(OUTPUT_NAMES):
-        raise ValueError(f"student must return {OUTPUT_NAMES}, got {len(ov_model.outputs)} outputs")
+    if len(ov_model.outputs) != len(OUTPUTS):
+        raise ValueError(f"the model must return {OUTPUTS}, got {len(ov_model.outputs)} outputs")
     ov_model.input(0).get_tensor().set_names({INPUT_NAME})
-    for output, name in zip(ov_model.outputs, OUTPUT_NAMES):
-        if output.get_partial_shape().rank.get_length() != 1:
-            raise ValueError(f"{name} must have shape (batch,), got {output.get_partial_shape()}")
+    for output, name in zip(ov_model.outputs, OUTPUTS):
+        if output.get_partial_shape().rank.get_length() != OUTPUT_RANKS[name]:
+            raise ValueError(f"{name} must have rank {OUTPUT_RANKS[name]}, got {output.get_partial_shape()}")
         output.get_tensor().set_names({name})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,7 @@ def parity(model: nn.Module, xml_path: Path, inputs: np.ndarray, frames: tuple[i
         with torch.no_grad():
             expected = [t.numpy() for t in model(torch.from_numpy(x))]
         got = compiled(x)
-        for name, ref in zip(OUTPUT_NAMES, expected):
+        for name, ref in zip(OUTPUTS, expected):
             worst = max(worst, float(np.abs(got[name] - ref).max()))
     return worst
 
@@ -166,7 +168,8 @@ def write_manifest(
         "files": files,
         "variants": dict(VARIANTS),
         "input": {**input_spec(), "front_end": front_end},
-        "outputs": list(OUTPUT_NAMES),
+        "outputs": list(OUTPUTS),
+        "sound_types": list(SOUND_TYPES),
         "threshold": threshold,
         "operating_point": operating_point,
         "metrics": metrics,
@@ -189,17 +192,19 @@ def long_inputs(windows: np.ndarray, frames: int = PARITY_FRAMES[-1], batch: int
 
 def main(argv: list[str] | None = None) -> None:
     from coughkd.features import N_MELS, front_end_spec
-    from training.models.students import from_checkpoint
+    from training.models.students import screener
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="the COVID-19 student (training.distill)")
+    parser.add_argument("--gate", type=Path, required=True, help="the sound-type gate (training.gate)")
     parser.add_argument("--run-dir", type=Path, required=True, help="holds metrics.json and calibration.npy")
     parser.add_argument("--out", type=Path, default=Path("assets/model"))
     parser.add_argument("--model-id", help="default: coughkd-<family>-<run name>")
     args = parser.parse_args(argv)
 
     checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    model = from_checkpoint(checkpoint)
+    gate = torch.load(args.gate, map_location="cpu", weights_only=True)
+    model = screener(checkpoint, gate)
     run = json.loads((args.run_dir / "metrics.json").read_text())
     calibration = np.load(args.run_dir / "calibration.npy")
 
@@ -219,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         metrics={**run["metrics"], "export": {"fp32_parity_max_abs_diff": diff, "int8": info}},
         teacher=run["teacher"],
         data=run["data"],
-        student={"family": checkpoint["family"], "parameters": checkpoint["parameters"]},
+        student={"family": checkpoint["family"], "parameters": checkpoint["parameters"],
+                 "gate_parameters": gate["parameters"]},
         front_end=front_end_spec(),
     )
     print(f"manifest: {manifest}")

@@ -5,8 +5,10 @@ run's ROC plot beside it, MODEL_CARD_roc.png).
     python -m training.reproduce --limit=60 --student_epochs=2 --out_dir=/tmp/m   # smoke run
 
 Steps: prepare (data, traps, splits, clips) -> teacher (EfficientAT mn04 + probes, cached outputs) -> distill
-(each student family) -> export (OpenVINO FP32 + NNCF INT8, parity) -> evaluate (held-out test split, through
-the coughkd runtime) -> model card. Every number in the card comes from this run.
+(each student family) -> gate (the sound-type network, on real coughs, speech, breathing and everyday sounds) ->
+export (OpenVINO FP32 + NNCF INT8, parity) -> evaluate (held-out test splits, through the coughkd runtime) -> model
+card. Every number in the card comes from this run; ``previous_scores`` adds the model this one replaces as a row
+(its per-recording test probabilities, {"model": id, "scores": {sha256: probability}}).
 """
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from coughkd.audio import SAMPLE_RATE
 from coughkd.features import N_MELS, front_end_spec
-from coughkd.predict import WINDOW_FRAMES, ClipFeatures, sigmoid
-from training import distill, prepare, teacher
+from coughkd.model import SOUND_TYPES
+from coughkd.predict import WINDOW_FRAMES, ClipFeatures
+from training import distill, gate, prepare, teacher
 from training.clips import ClipScores, ClipSet, clip_scores, features
 from training.configurator import parse_overrides
 from training.evaluate import (
@@ -31,6 +35,9 @@ from training.evaluate import (
     choose_threshold,
     evaluate_run,
     evaluate_scores,
+    gate_report,
+    gate_roc_figure,
+    gate_tables,
     markdown_table,
     operating_points,
     paired_table,
@@ -46,7 +53,8 @@ from training.export import (
     quantize_int8,
     write_manifest,
 )
-from training.models.students import from_checkpoint
+from training.models.students import from_checkpoint, screener
+from training.sounds import SoundClips
 
 # The card's speed section lies between these markers; `python -m training.bench` rewrites it for the model it measured.
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -60,26 +68,22 @@ card = "assets/MODEL_CARD.md"
 report_dir = "reports/eval"
 families = "cnn,wav2vec"  # every family is trained and compared; the first one is exported and shipped
 student_epochs = 30
+gate_epochs = 15
 non_cough_clips = 600
 limit = 0  # > 0: a stratified subset of this many recordings (smoke runs)
 calibration_windows = 300
 n_boot = 2000
+previous_scores = ""  # a json of the replaced model's test-split scores (see the module docstring); "": no such row
 seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict,
-                        split: str) -> tuple[ClipScores, np.ndarray, np.ndarray]:
-    """A torch student on one split, scored as coughkd does: COVID-19 from each whole recording, cough/not-cough
-    from each clip's most cough-like event window. Returns (recording scores, cough probability per clip (dataset
-    recordings and generated audio alike), is_cough per clip)."""
+def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, split: str) -> ClipScores:
+    """A torch student's COVID-19 scores of one split's recordings, each from the whole recording."""
     model, family = from_checkpoint(checkpoint), checkpoint["family"]
-    rows = np.flatnonzero(clips.split == split)
-    part = [feats[i] for i in rows]
+    part = [feats[i] for i in np.flatnonzero(clips.split == split)]
     covid, _ = distill.clip_logits(model, distill.student_inputs(part, family))
-    windows = distill.window_logits(model, distill.window_inputs(part, family))
-    cough = np.array([float(sigmoid(k.max())) for _, k in windows])
-    return clip_scores(clips.subset(clips.split == split), covid), cough, clips.is_cough[rows]
+    return clip_scores(clips.subset(clips.split == split), covid)
 
 
 def member_aucs(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, split: str) -> dict[str, dict[str, float]]:
@@ -97,33 +101,24 @@ def member_aucs(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, spl
     return {name: per_source_auc(labels, column, sources) for name, column in columns.items()}
 
 
-def choose_cough_threshold(cough_probability: np.ndarray, is_cough: np.ndarray) -> float:
-    """The cough-head threshold with the best balanced accuracy (Youden's J) on validation clips: dataset coughs vs
-    generated non-cough audio. The soft cough target blends in the tagger's modest scores, so 0.5 is arbitrary."""
-    coughs = is_cough == 1
-    candidates = np.unique(cough_probability)
-    j = [(cough_probability[coughs] >= t).mean() + (cough_probability[~coughs] < t).mean() for t in candidates]
-    return float(candidates[int(np.argmax(j))])
-
-
-def cough_operating_point(cough_probability: np.ndarray, is_cough: np.ndarray, threshold: float) -> dict:
-    """How well the cough head separates dataset coughs from generated non-cough audio, per clip."""
-    coughs = is_cough == 1
-    return {"threshold": threshold,
-            "coughs_accepted": float((cough_probability[coughs] >= threshold).mean()),
-            "non_cough_rejected": float((cough_probability[~coughs] < threshold).mean()),
-            "n_coughs": int(coughs.sum()), "n_non_cough": int((~coughs).sum())}
-
-
-def export_student(checkpoint: dict, clips: ClipSet, feats: list[ClipFeatures], out: Path,
-                   config: dict) -> dict:
-    """FP32 IR + parity + INT8 IR (accuracy-controlled against validation AUC)."""
-    model = from_checkpoint(checkpoint)
-    train_coughs = np.flatnonzero((clips.split == "train") & (clips.is_cough == 1))
-    windows = np.concatenate([feats[i].windows for i in train_coughs if feats[i].log_mel.shape[-1] >= WINDOW_FRAMES])
+def calibration_windows(clips: ClipSet, feats: list[ClipFeatures], sounds: SoundClips,
+                        sound_feats: list[ClipFeatures], config: dict) -> np.ndarray:
+    """INT8 calibration inputs: event windows of training coughs and, as many again, of every sound type the gate
+    is trained on, so both networks' activations are calibrated on what they see."""
     rng = np.random.default_rng(config["seed"])
-    calibration = windows[np.sort(rng.choice(len(windows), min(config["calibration_windows"], len(windows)),
-                                             replace=False))]
+    n = config["calibration_windows"]
+    picked = []
+    for rows, fs in ((np.flatnonzero((clips.split == "train") & (clips.is_cough == 1)), feats),
+                     (np.flatnonzero(sounds.split == "train"), sound_feats)):
+        windows = np.concatenate([fs[i].windows for i in rows if fs[i].log_mel.shape[-1] >= WINDOW_FRAMES])
+        picked.append(windows[np.sort(rng.choice(len(windows), min(n, len(windows)), replace=False))])
+    return np.concatenate(picked)
+
+
+def export_student(checkpoint: dict, gate_checkpoint: dict, clips: ClipSet, calibration: np.ndarray,
+                   feats: list[ClipFeatures], out: Path, config: dict) -> dict:
+    """FP32 IR + parity + INT8 IR (accuracy-controlled against validation AUC) of the student and its gate."""
+    model = screener(checkpoint, gate_checkpoint)
     np.save(Path(config["run_dir"]) / "calibration.npy", calibration)  # lets `python -m training.export` redo this
     fp32_xml = export_fp32(model, out, N_MELS)
     diff = parity(model, fp32_xml, long_inputs(calibration))
@@ -140,8 +135,24 @@ def export_student(checkpoint: dict, clips: ClipSet, feats: list[ClipFeatures], 
         scores = clip_scores(val_clips, covid)
         return within_source_auc(scores.label, scores.probability, scores.source)
 
-    _, int8_info = quantize_int8(fp32_xml, calibration, out, validate=val_auc)
+    _, int8_info = quantize_int8(fp32_xml, calibration, out, validate=val_auc, subset_size=len(calibration))
     return {"fp32_parity_max_abs_diff": diff, "int8": int8_info}
+
+
+def evaluate_gate(model_dir: Path, sounds: SoundClips, split: str) -> tuple[dict, dict]:
+    """The shipped INT8 model on one split of the gate's clips, through coughkd as users run it: the gate report, and
+    on the Coswara cough recordings (healthy people, none COVID-19 positive) the share flagged COVID-19 positive."""
+    import coughkd
+
+    model = coughkd.load(model_dir)
+    part = sounds.subset(sounds.split == split)
+    predictions = [model.predict(part.waveform(i), sample_rate=SAMPLE_RATE) for i in range(len(part))]
+    cough_p = np.array([p.cough_probability for p in predictions])
+    report = gate_report(part, cough_p, [p.sound_type for p in predictions], model.runtime.thresholds["cough"])
+    coswara = [p for p, d, t, c in zip(predictions, part.dataset, part.sound_type, part.channel)
+               if d == "coswara" and SOUND_TYPES[t] == "cough" and c == "wideband"]
+    flagged = sum(bool(p.covid_positive) for p in coswara)
+    return report, {"n": len(coswara), "accepted": sum(p.is_cough for p in coswara), "flagged": flagged}
 
 
 def positive_share(counts: dict[str, int]) -> str:
@@ -172,9 +183,23 @@ def quantisation(info: dict) -> str:
     return text + (f", shipped INT8 {info['int8_metric']:.3f}" if info["method"] == "accuracy_control" else "")
 
 
+def previous_note(previous: dict | None) -> str:
+    """What the "previous model" rows are, when the run was given one (``previous_scores``)."""
+    if previous is None:
+        return ""
+    return (f"\nThe previous model ({previous['model']}) is the model this one replaces, scored on the same test "
+            f"recordings by its own runtime (`docs/previous_model_scores.py`: `{previous['command']}`); its paired "
+            "difference is what this release changed.\n")
+
+
 def roc_image(card: Path) -> Path:
     """Where the run's test-split ROC plot goes: beside the card, so its picture shows wherever the card is read."""
     return card.with_name(f"{card.stem}_roc.png")
+
+
+def gate_image(card: Path) -> Path:
+    """Where the gate's ROC plot goes, beside the card too."""
+    return card.with_name(f"{card.stem}_gate_roc.png")
 
 
 def model_card(config: dict, results: dict, summary: dict) -> str:
@@ -187,7 +212,8 @@ def model_card(config: dict, results: dict, summary: dict) -> str:
     val_points = s["val_operating_points"]["per_source"]
     op_rows = "\n".join(f"| {src} | {val_points[src]['sensitivity']:.3f} | {val_points[src]['specificity']:.3f} | "
                          f"{v['sensitivity']:.3f} | {v['specificity']:.3f} |" for src, v in per_source.items())
-    cough = s["cough_head"]
+    g, gate_test, coswara = s["gate"], s["gate_test"], s["coswara"]
+    gate_data = g["data"]
     member_sources = sorted(next(iter(s["members"].values())))
     members_table = "\n".join(f"| {name} | " + " | ".join(f"{aucs[src]:.3f}" for src in member_sources) + " |"
                                for name, aucs in s["members"].items())
@@ -198,11 +224,15 @@ from one public data set, negatives carry no laboratory test, and it has not bee
 it to decide anything about anyone's health.
 
 ## What it is
-- A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter student ({s['shipped']} family) that takes 16 kHz audio of
-  any length, band-limits it to the 4 kHz telephone band, and scores the 64-band log-mel (`coughkd.features`) of
-  the whole recording (recordings over 30 s in 30 s pieces, logits averaged). Two heads: COVID-19 probability, and
-  cough/not-cough probability, read on 1 s slices around the cough events that `coughkd.events` finds (the app
-  gives no COVID-19 score for audio that does not sound like a cough; each event also gets its own scores).
+- A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter COVID-19 student ({s['shipped']} family) and a
+  {g['parameters']:,}-parameter sound-type gate, exported as one network, that take 16 kHz audio of any length,
+  band-limit it to the 4 kHz telephone band, and read the 64-band log-mel (`coughkd.features`) of the whole
+  recording (recordings over 30 s in 30 s pieces) and of 1 s slices around the events that `coughkd.events` finds.
+- The gate decides first: it hears each recording as cough, speech, breathing or other, and a recording that is not
+  a cough gets no COVID-19 score at all (the app and CLI say what they heard). In a cough recording, the events
+  heard as speech or other sounds are cut out before the COVID-19 score is taken (breathing stays: the inhale
+  before a cough belongs to it, and the training recordings hold it too); the cross-validation below measures what
+  that cut costs on this data set's recordings.
 - The COVID-19 logit is the mean of two members, each fitted to the same distillation loss: a linear read-out
   (L2-penalised) of standardised MFCC statistics of the same log-mel, computed inside the network and fitted
   outright (L-BFGS) on the whole training clips first, then frozen; and the CNN's head, trained by SGD.
@@ -219,9 +249,13 @@ it to decide anything about anyone's health.
   Teacher within-source AUC: validation {s['teacher']['val_within_source_auc']:.3f}, test
   {s['teacher']['test_within_source_auc']:.3f} (test figures with CIs in the table below).
   Distillation: {distillation(s['checkpoints'][s['shipped']]['distill'])}, on whole recordings (batches of
-  recordings of nearly equal length, cut to the shortest); the cough head learns from mn04's AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the
-  data set's coughs and on {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones,
-  music-like sounds).
+  recordings of nearly equal length, cut to the shortest); its auxiliary cough head (not exported) learns from mn04's
+  AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the data set's coughs and on
+  {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
+- The gate (`training.gate`, `students.SoundTypeCNN`) is distilled from mn04's AudioSet tags on real recordings:
+  its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
+  {g['config']['tag_weight']}; `training.sounds` says which AudioSet classes make each type), on whole clips and
+  on event windows. Throat clearing counts as a cough; sneezes and laughter count as other sounds.
 
 ## Data
 - `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio).
@@ -239,7 +273,7 @@ The shipped INT8 student against the others, paired: each bootstrap replicate re
 both models, so the noise they share (an easy or a hard draw of recordings) cancels, and a difference whose CI
 excludes 0 is one this split can tell apart:
 
-{paired_table('student_int8', results['student_int8']['paired'])}
+{paired_table('student_int8', results['student_int8']['paired'])}{previous_note(s['previous'])}
 Student families compared (PyTorch, same clips, same teacher cache; within-source AUC = mean of the per-source AUCs):
 
 | family | parameters | val within-source AUC | test within-source AUC |
@@ -260,11 +294,31 @@ split (the shipped INT8 model):
 |---|---|---|---|---|
 {op_rows}
 
-Cough head (test split, a clip's most cough-like event window, threshold {cough['threshold']:.3f} chosen on
-validation clips for the best balanced accuracy): {cough['coughs_accepted']:.1%} of {cough['n_coughs']} recordings
-accepted, {cough['non_cough_rejected']:.1%} of {cough['n_non_cough']} generated non-cough clips rejected.
-
 ![ROC curves of every model on the test split, per source and pooled]({roc_image(Path(config['card'])).name})
+
+## Sound-type gate on held-out real recordings
+Data: the covid19-cough recordings in their splits above; Coswara (`coswara-20200413`, CC BY 4.0: the coughs,
+breathing, counting and vowels of the same people on the same microphones; split by participant, seed
+{config['seed']}; files its listeners rated bad left out), ESC-10 folds 1-4 (everyday sounds, CC BY; folds 1-2
+train, 3 validation, 4 test) and Speech Commands (one-word speech, CC BY 4.0; split by speaker); a telephone copy
+(8 kHz, G.711 mu-law) of every wideband clip; generated clips; and cough recordings made here with speech or an
+everyday sound before or after the cough. Clips per split: {s['gate_splits']}. What the loaders dropped:
+{', '.join(f"{name}: {', '.join(f'{n} {reason}' for reason, n in r['excluded'].items()) or 'nothing excluded'}, {len(r['undecodable'])} undecodable" for name, r in gate_data.items())}.
+
+The threshold on the recording's cough probability, {gate_test['threshold']:.3f}, was chosen on the validation
+clips as the one whose worst group is furthest above its bar. On the test split, through the shipped INT8 model as
+users run it (95% Wilson intervals; "telephone" rows are the 8 kHz copies):
+
+{gate_tables(gate_test)}
+Gate ROC on the real test recordings (coughs against every other sound type): AUC {gate_test['roc']['auc']:.3f}.
+
+![The gate's ROC on the held-out real recordings]({gate_image(Path(config['card'])).name})
+
+Outside the training population: of the {coswara['n']} held-out Coswara cough recordings (healthy people in India,
+web browsers; no COVID-19 positives in this batch), the gate accepted {coswara['accepted']} and
+{coswara['flagged']} ({coswara['flagged'] / max(coswara['n'], 1):.0%}) were flagged COVID-19 positive at the
+shipped threshold: the specificity outside the call-centre and Telegram recordings the threshold was set on is
+about {1 - coswara['flagged'] / max(coswara['n'], 1):.0%}, not the validation figure above.
 
 ## Cross-validation of the recipe (training and validation recordings)
 Validation and test hold few Telegram positives each, so one split's Telegram AUC is a noisy draw. Each fold repeats
@@ -310,47 +364,60 @@ def main(argv: list[str]) -> dict:
         checkpoints[family] = distill.main([f"--run_dir={run}", f"--family={family}",
                                             f"--epochs={config['student_epochs']}", f"--seed={config['seed']}"], feats)
 
+    gate_checkpoint, sounds, sound_feats = gate.main([f"--run_dir={run}", f"--epochs={config['gate_epochs']}",
+                                                      f"--limit={config['limit']}", f"--seed={config['seed']}"], clips)
+
     test_scores = {family: student_clip_scores(clips, feats, ckpt, "test") for family, ckpt in checkpoints.items()}
     family_test = {family: within_source_auc(scores.label, scores.probability, scores.source)
-                   for family, (scores, _, _) in test_scores.items()}
+                   for family, scores in test_scores.items()}
     shipped = families_[0]
-    val_scores, val_cough, val_is_cough = student_clip_scores(clips, feats, checkpoints[shipped], "val")
+    val_scores = student_clip_scores(clips, feats, checkpoints[shipped], "val")
     threshold = choose_threshold(val_scores.label, val_scores.probability, specificity=0.9)
     val_points = operating_points(val_scores.label, val_scores.probability, val_scores.source, threshold)
-    cough_threshold = choose_cough_threshold(val_cough, val_is_cough)
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("student_*"):
         stale.unlink()
-    export_info = export_student(checkpoints[shipped], clips, feats, out, config)
+    calibration = calibration_windows(clips, feats, sounds, sound_feats, config)
+    export_info = export_student(checkpoints[shipped], gate_checkpoint, clips, calibration, feats, out, config)
     data_report = json.loads((run / "data_report.json").read_text())
     splits = {k: len(v) for k, v in json.loads((run / "split.json").read_text()).items()}
+    gate_splits = {name: int((sounds.split == name).sum()) for name in ("train", "val", "test")}
     command = shlex.join(["python", "-m", "training.reproduce", *argv])
     manifest_fields = dict(
         model_id=f"coughkd-{shipped}-{time.strftime('%Y%m%d')}-s{config['seed']}",
         command=command,
-        threshold={"covid": threshold, "cough": cough_threshold},
+        threshold={"covid": threshold, "cough": gate_checkpoint["threshold"]},
         operating_point={**val_points[POOLED], "per_source": val_points["per_source"], "source": "validation"},
         teacher={"name": "EfficientAT mn04 (AudioSet, mAP 0.432), frozen; COVID-19 head: per-source linear probes on "
-                         "its clip embedding and on MFCC statistics, averaged",
+                         "its clip embedding and on MFCC statistics, averaged; sound types: its AudioSet tags",
                  "val_within_source_auc": teacher_summary["val_within_source_auc"]},
         data={"dataset": "covid19-cough (CC0)", "splits": splits, "counts": data_report["counts"],
               "conflicting_groups_dropped": len(data_report["conflicting_groups"]),
-              "undecodable": len(data_report["undecodable"])},
-        student={"family": shipped, "parameters": checkpoints[shipped]["parameters"]},
+              "undecodable": len(data_report["undecodable"]),
+              "gate": {"datasets": "covid19-cough, coswara-20200413, esc10, speech-commands-30x10, generated",
+                       "splits": gate_splits}},
+        student={"family": shipped, "parameters": checkpoints[shipped]["parameters"],
+                 "gate_parameters": gate_checkpoint["parameters"]},
         front_end=front_end_spec(),
     )
     write_manifest(out, metrics={"export": export_info}, **manifest_fields)
 
+    previous = json.loads(Path(config["previous_scores"]).read_text()) if config["previous_scores"] else None
+    others = {f"previous model ({previous['model']})": previous["scores"]} if previous else None
     results = evaluate_run(out, run, Path(config["report_dir"]), n_boot=config["n_boot"], seed=config["seed"],
-                           cache_dir=Path(prepare.audio_cache))
-    for family, (scores, _, _) in test_scores.items():
+                           cache_dir=Path(prepare.audio_cache), other_scores=others)
+    for family, scores in test_scores.items():
         results[f"student_{family}_torch"] = evaluate_scores(scores.label, scores.probability, scores.source,
                                                              config["n_boot"], config["seed"])
     _, roc = write_report(results, Path(config["report_dir"]))
     shutil.copyfile(roc, roc_image(Path(config["card"])))
+    gate_test, coswara = evaluate_gate(out, sounds, "test")
+    (Path(config["report_dir"]) / "gate.json").write_text(json.dumps({**gate_test, "coswara": coswara}, indent=1))
+    gate_roc_figure(gate_test, gate_image(Path(config["card"])))
     test_metrics = {name: {"per_source_auc": {s: g["auc"] for s, g in r["per_source"].items()},
                            "pooled_auc": r["pooled"]["auc"]} for name, r in results.items()}
+    test_metrics["gate"] = {g: p["share"] for g, p in gate_test["promises"].items()}
     write_manifest(out, metrics={"export": export_info, "test": test_metrics}, **manifest_fields)
     saved = {k: manifest_fields[k] for k in ("threshold", "operating_point", "teacher", "data")}
     (run / "metrics.json").write_text(json.dumps({**saved, "metrics": test_metrics}, indent=1))
@@ -358,7 +425,8 @@ def main(argv: list[str]) -> dict:
     summary = {
         "shipped": shipped, "checkpoints": checkpoints, "teacher": teacher_summary, "family_test": family_test,
         "threshold": threshold, "val_operating_points": val_points, "export": export_info,
-        "cough_head": cough_operating_point(*test_scores[shipped][1:], cough_threshold),
+        "gate": gate_checkpoint, "gate_test": gate_test, "gate_splits": gate_splits, "coswara": coswara,
+        "previous": previous,
         "members": member_aucs(clips, feats, checkpoints[shipped], "test"),
         "positive_share": positive_share(data_report["counts"]),
         "data": {"found": data_report["found"], "conflicting_groups": len(data_report["conflicting_groups"]),
@@ -371,8 +439,8 @@ def main(argv: list[str]) -> dict:
     return results
 
 
-_CONFIG_KEYS = ("run_dir", "out_dir", "card", "report_dir", "families", "student_epochs",
-                "non_cough_clips", "limit", "calibration_windows", "n_boot", "seed")
+_CONFIG_KEYS = ("run_dir", "out_dir", "card", "report_dir", "families", "student_epochs", "gate_epochs",
+                "non_cough_clips", "limit", "calibration_windows", "n_boot", "previous_scores", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

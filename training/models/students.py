@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from coughkd.features import N_MELS
+from coughkd.model import SOUND_TYPES
 
 N_MFCC = 20
 DELTA_WIDTH = 2
@@ -221,6 +222,42 @@ class TinyWav2Vec(_TwoHeads):
         return torch.cat([x.mean(dim=1), x.amax(dim=1)], dim=-1)
 
 
+class SoundTypeCNN(nn.Module):
+    """The sound-type gate: log-mel (B, n_mels, frames) of any length -> (B, len(SOUND_TYPES)) logits.
+
+    A network of its own rather than a head on the COVID-19 student's embedding, so the gate can learn from
+    thousands of real non-cough recordings without moving what the COVID-19 head learnt from a few hundred coughs.
+    Max pooling over time beside the mean, so one cough in a long recording of speech can carry the clip."""
+
+    def __init__(self, n_mels: int = N_MELS, channels: tuple[int, ...] = (16, 32, 64, 96, 128), dropout: float = 0.2):
+        super().__init__()
+        self.input_norm = nn.BatchNorm1d(n_mels)
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, channels[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()
+        )
+        self.blocks = nn.Sequential(
+            *[_SeparableBlock(a, b, pool=i < 2) for i, (a, b) in enumerate(zip(channels[:-1], channels[1:]))]
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * channels[-1], len(SOUND_TYPES))
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1))).mean(dim=2)
+        return self.head(self.dropout(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)))
+
+
+class Screener(nn.Module):
+    """What is exported: from one log-mel, the COVID-19 student's logit and the sound-type gate's logits (the
+    student's own cough head was an auxiliary training target and is not exported)."""
+
+    def __init__(self, covid: _TwoHeads, sound: SoundTypeCNN):
+        super().__init__()
+        self.covid, self.sound = covid, sound
+
+    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.covid(log_mel)[0], self.sound(log_mel)
+
+
 STUDENTS: dict[str, type[_TwoHeads]] = {"cnn": LogMelCNN, "wav2vec": TinyWav2Vec}
 INPUTS = {"cnn": "log_mel", "wav2vec": "waveform"}
 
@@ -236,3 +273,10 @@ def from_checkpoint(checkpoint: dict) -> _TwoHeads:
     model = build_student(checkpoint["family"], **checkpoint["config"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
+
+
+def screener(student: dict, gate: dict) -> Screener:
+    """What is exported, from a ``training.distill`` and a ``training.gate`` checkpoint, in eval mode."""
+    sound = SoundTypeCNN()
+    sound.load_state_dict(gate["state_dict"])
+    return Screener(from_checkpoint(student), sound).eval()

@@ -1,0 +1,25 @@
+"""Per-recording test-split COVID-19 probabilities of a previously shipped model, scored by its own runtime, for
+`python -m training.reproduce --previous_scores=...` (the card's "previous model" row and its paired differences).
+
+Run it from a checkout of the release being replaced, beside this one (its runtime reads its own assets/model):
+
+    git worktree add /tmp/previous 0098451 && cd /tmp/previous && \
+        PYTHONPATH=. python /path/to/this/docs/previous_model_scores.py /path/to/this/reports/previous_test_scores.json
+
+The test split is rebuilt exactly as `training.prepare` does (covid19-cough, deduplicated, split seed 0).
+"""
+import json
+import sys
+from pathlib import Path
+
+import coughkd
+from training.data import decode_all, load_covid19_cough, split
+
+recordings, _ = load_covid19_cough()
+decoded, _ = decode_all(recordings, progress=False)
+test = {rec.sha256 for rec in split([rec for rec, _ in decoded], seed=0)["test"]}
+model = coughkd.load()
+scores = {rec.sha256: model.predict(w, sample_rate=16000).covid_probability for rec, w in decoded if rec.sha256 in test}
+Path(sys.argv[1]).write_text(json.dumps({"model": model.model_id, "command": " ".join(sys.argv), "scores": scores},
+                                        indent=1))
+print(model.model_id, len(scores))

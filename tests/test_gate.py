@@ -1,0 +1,162 @@
+"""The sound-type gate's data, targets, loss, threshold and report (training.sounds, training.gate, evaluate)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coughkd.model import SOUND_TYPES
+from training.clips import ClipSet
+from training.evaluate import GATE_BARS, choose_gate_threshold, gate_groups, gate_report, gate_tables, wilson_interval
+from training.gate import balanced_weights, soft_cross_entropy
+from training.models.students import Screener, SoundTypeCNN, count_parameters, build_student
+from training.sounds import (
+    SoundClips,
+    from_clip_set,
+    mixtures,
+    mu_law,
+    teacher_distribution,
+    telephone,
+    telephone_copies,
+)
+
+CLASSES = {"Speech": 0, "Sigh": 26, "Breathing": 41, "Cough": 47, "Throat clearing": 48, "Sneeze": 49,
+           "Laughter": 16, "Dog": 74}
+
+
+def tags(**present: float) -> np.ndarray:
+    """AudioSet logits (1, 527): the named classes at the given probability, everything else at 0.001."""
+    p = np.full((1, 527), 1e-3)
+    for name, value in present.items():
+        p[0, CLASSES[name.replace("_", " ")]] = value
+    return np.log(p / (1 - p))
+
+
+def test_teacher_distribution_maps_audioset_to_sound_types() -> None:
+    assert SOUND_TYPES == ("cough", "speech", "breathing", "other")
+    for name, expected in (("Cough", "cough"), ("Throat_clearing", "cough"), ("Speech", "speech"),
+                           ("Breathing", "breathing"), ("Sigh", "breathing"),
+                           ("Sneeze", "other"), ("Laughter", "other"), ("Dog", "other")):
+        d = teacher_distribution(tags(**{name: 0.95}))[0]
+        assert SOUND_TYPES[int(np.argmax(d))] == expected, name
+        assert d.sum() == pytest.approx(1.0, abs=1e-6)
+    both = teacher_distribution(tags(Cough=0.9, Speech=0.9))[0]
+    assert both[0] == pytest.approx(both[1]) and both[3] < 0.1  # a cough with speech over it: both, not "other"
+    silence = teacher_distribution(tags())[0]
+    assert silence[3] > 0.99
+
+
+def test_mu_law_is_a_lossy_8_bit_round_trip() -> None:
+    x = np.linspace(-1, 1, 10001, dtype=np.float32)
+    y = mu_law(x)
+    assert len(np.unique(y)) <= 256 and np.abs(y - x).max() < 0.025  # half of the coarsest step, near full scale
+    quiet = x * 1e-3
+    assert np.abs(mu_law(quiet) - quiet).max() < 2e-4  # steps 200 times finer near zero, as G.711 has
+
+
+def test_telephone_copy_is_band_limited_and_same_length() -> None:
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(32000) * 0.3).astype(np.float32)
+    y = telephone(x)
+    assert abs(len(y) - len(x)) <= 2 and np.abs(y).max() == pytest.approx(1.0)
+    spectrum = np.abs(np.fft.rfft(y)) ** 2
+    freqs = np.fft.rfftfreq(len(y), 1 / 16000)
+    assert spectrum[freqs > 4200].sum() < 1e-3 * spectrum.sum()
+
+
+def sound_set() -> SoundClips:
+    rng = np.random.default_rng(0)
+    waves = [(rng.standard_normal(16000 * (1 + i % 3)) * 0.2).astype(np.float32) for i in range(12)]
+    types = [0, 0, 1, 1, 2, 3] * 2
+    return SoundClips.build(waves, sound_type=types, split=["train"] * 6 + ["test"] * 6,
+                            dataset=["coswara", "coswara", "coswara", "speech-commands", "coswara", "esc10"] * 2,
+                            kind=["cough-heavy", "cough-shallow", "counting-normal", "word", "breathing-deep",
+                                  "dog bark"] * 2, channel=["wideband"] * 12)
+
+
+def test_telephone_copies_keep_what_each_clip_is() -> None:
+    sounds = sound_set()
+    copies = telephone_copies(sounds)
+    assert len(copies) == len(sounds) and set(copies.channel) == {"telephone"}
+    np.testing.assert_array_equal(copies.sound_type, sounds.sound_type)
+    np.testing.assert_array_equal(copies.split, sounds.split)
+
+
+def test_mixtures_are_coughs_of_one_split_and_one_line() -> None:
+    sounds = sound_set()
+    made = mixtures(sounds, 20, "test", seed=0)
+    assert len(made) == 20 and set(made.split) == {"test"} and set(made.dataset) == {"mixture"}
+    assert set(made.sound_type) == {SOUND_TYPES.index("cough")}
+    assert set(made.kind) <= {"cough + speech", "cough + other"}
+    assert len(mixtures(sounds, 5, "val", seed=0)) == 0  # nothing in that split to mix
+
+
+def test_covid_clips_become_coughs_and_generated_audio_speech_or_other() -> None:
+    clips = ClipSet.build([np.zeros(100, np.float32)] * 3, recording=[0, -1, -1], split=["train"] * 3,
+                          covid_label=[1, -1, -1], source=["call-center", "generated:speech", "generated:tone"],
+                          is_cough=[1, 0, 0])
+    sounds = from_clip_set(clips)
+    assert [SOUND_TYPES[t] for t in sounds.sound_type] == ["cough", "speech", "other"]
+    assert sounds.dataset.tolist() == ["covid19-cough", "generated", "generated"]
+    assert sounds.channel.tolist() == ["telephone", "wideband", "wideband"]
+
+
+def test_balanced_weights_give_every_type_the_same_total() -> None:
+    types = np.array([0] * 90 + [0] * 10 + [2] * 5)
+    datasets = np.array(["covid19-cough"] * 90 + ["coswara"] * 10 + ["coswara"] * 5)
+    w = balanced_weights(types, datasets)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[types == 0].sum() == pytest.approx(w[types == 2].sum())
+    assert w[:90].sum() == pytest.approx(w[90:100].sum())  # within a type, each data set counts alike
+
+
+def test_soft_cross_entropy_is_lowest_at_the_target() -> None:
+    target = torch.tensor([[0.7, 0.1, 0.1, 0.1]])
+    weight = torch.ones(1)
+    at_target = soft_cross_entropy(torch.log(target), target, weight)
+    elsewhere = soft_cross_entropy(torch.log(torch.tensor([[0.1, 0.7, 0.1, 0.1]])), target, weight)
+    assert at_target < elsewhere
+    assert soft_cross_entropy(torch.zeros(2, 4), torch.eye(4)[:2], torch.zeros(2)) == 0  # no weight, no loss
+
+
+def test_gate_threshold_keeps_every_group_above_its_bar_when_it_can() -> None:
+    sounds = sound_set().subset(np.arange(12) < 6)
+    groups = gate_groups(sounds)
+    assert groups.tolist() == ["cough: coswara", "cough: coswara", "speech", "speech", "breathing", "other"]
+    p = np.array([0.9, 0.8, 0.3, 0.1, 0.5, 0.2])
+    t = choose_gate_threshold(p, groups)
+    assert 0.5 < t <= 0.8
+    made = SoundClips.build([np.zeros(10, np.float32)], sound_type=[0], split=["val"], dataset=["generated"],
+                            kind=["tone"], channel=["wideband"])
+    assert gate_groups(made).tolist() == [""]  # made-up clips choose nothing
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson_interval(95, 100)
+    assert low < 0.95 < high and 0.88 < low and high < 0.98
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_gate_report_counts_and_tables() -> None:
+    sounds = sound_set().subset(np.arange(12) >= 6)
+    p = np.array([0.9, 0.4, 0.1, 0.6, 0.2, 0.1])
+    predicted = ["cough", "speech", "speech", "cough", "breathing", "other"]
+    report = gate_report(sounds, p, predicted, threshold=0.5)
+    assert report["promises"]["cough: coswara"]["right"] == 1 and report["promises"]["cough: coswara"]["n"] == 2
+    assert not report["promises"]["speech"]["held"] and report["promises"]["breathing"]["held"]
+    assert report["promises"]["speech"]["bar"] == GATE_BARS["speech"]
+    assert report["confusion"]["speech"]["cough"] == 1 and report["confusion"]["cough"]["speech"] == 1
+    assert 0.0 <= report["roc"]["auc"] <= 1.0
+    text = gate_tables(report)
+    assert "| cough: coswara | accepted 50.0% (1/2)" in text and "**no**" in text
+
+
+def test_screener_exports_the_students_logit_and_the_gates() -> None:
+    torch.manual_seed(0)
+    student, gate = build_student("cnn").eval(), SoundTypeCNN().eval()
+    x = torch.randn(2, 64, 150)
+    covid, sound = Screener(student, gate).eval()(x)
+    assert covid.shape == (2,) and sound.shape == (2, len(SOUND_TYPES))
+    torch.testing.assert_close(covid, student(x)[0])
+    torch.testing.assert_close(sound, gate(x))
+    assert count_parameters(gate) < 30_000

@@ -1,0 +1,246 @@
+"""Step 4: distil the teacher's judgement of real sounds into the sound-type gate (cough / speech / breathing / other).
+
+    python -m training.gate --run_dir=runs/latest          # after prepare (its clips.npz)
+
+The gate's data (training.sounds): the run's covid19-cough recordings and generated clips in their own splits, and
+the real recordings of Coswara (every sound of 50 people, split by participant), ESC-10 (everyday sounds, split by
+fold) and Speech Commands (words, split by speaker); a telephone copy of every wideband clip; cough recordings with
+speech or an everyday sound around them. EfficientAT mn04 tags every clip and every event window once; its AudioSet
+tags become soft sound-type targets, blended with the known label of each clip (``tag_weight``). The network
+(students.SoundTypeCNN) learns from whole clips (up to ``max_seconds`` around their first event) and from event
+windows, so both of the runtime's calls are trained; losses are balanced over sound types, then over data sets.
+The gate's threshold is chosen on the validation clips (evaluate.choose_gate_threshold). Writes ``sound_cnn.pt``
+and ``sounds.json`` (every clip's data set, kind, channel, split and sound type).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator, PartialState
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from coughkd.audio import SAMPLE_RATE
+from coughkd.features import HOP_LENGTH
+from coughkd.model import SOUND_TYPES
+from coughkd.predict import ClipFeatures, centred_slices, softmax
+from training.clips import ClipSet, features
+from training.configurator import parse_overrides
+from training.data import (
+    COSWARA,
+    ESC10,
+    ESC10_FOLDS,
+    SPEECH_COMMANDS,
+    decode_all,
+    group_split,
+    load_coswara,
+    load_esc10,
+    load_speech_commands,
+    split_by_fold,
+)
+from training.distill import RandomCrops, SimilarLengths, spec_masks
+from training.evaluate import choose_gate_threshold, gate_groups
+from training.models.efficientat import N_CLASSES
+from training.models.students import SoundTypeCNN, count_parameters
+from training.sounds import SoundClips, from_clip_set, from_recordings, mixtures, teacher_distribution, telephone_copies
+from training.teachers import build_teacher
+
+# ---- config: plain values, override with --name=value -------------------------------------------------------------
+run_dir = "runs/latest"
+audio_cache = "runs/cache/audio"  # decoded 16 kHz waveforms keyed by content hash, shared by all runs
+min_quality = 1  # Coswara files its listeners rated below this (0 = bad: silent, noise only, wrong content) are out
+n_mixtures = 400  # cough + speech/other recordings made for the training split (a quarter as many for val and test)
+tag_weight = 0.3  # target = (1 - w) * known label + w * the teacher's sound-type distribution
+windows_per_clip = 2  # event windows per clip trained on (and tagged by the teacher)
+max_seconds = 10.0  # whole-clip items are cut to this much around their first event
+epochs = 15
+limit = 0  # > 0: at most this many recordings of each real data set (smoke runs)
+batch_size = 32
+learning_rate = 3e-3
+weight_decay = 1e-2
+seed = 0
+# --------------------------------------------------------------------------------------------------------------------
+
+MIN_SECONDS = 1.0  # shorter inputs are zero padded for the teacher, whose pooling wants a few frames
+
+
+def real_sounds(config: dict) -> tuple[SoundClips, dict]:
+    """Coswara, ESC-10 and Speech Commands decoded and split (participant / fold / speaker disjoint, seeded), with
+    what each loader dropped and why."""
+    cache = Path(config["audio_cache"])
+    coswara, coswara_report = load_coswara(COSWARA, min_quality=config["min_quality"])
+    esc, esc_report = load_esc10(ESC10)
+    speech, speech_report = load_speech_commands(SPEECH_COMMANDS)
+    if config["limit"]:
+        rng = np.random.default_rng(config["seed"])
+        coswara, esc, speech = ([r[i] for i in np.sort(rng.permutation(len(r))[:config["limit"]])]
+                                for r in (coswara, esc, speech))
+    splits = {
+        "coswara": group_split(coswara, "participant", seed=config["seed"]),
+        "esc10": split_by_fold(esc, ESC10_FOLDS),
+        "speech-commands": group_split(speech, "speaker", seed=config["seed"]),
+    }
+    parts, reports = [], {}
+    for dataset, recordings, report in (("coswara", coswara, coswara_report), ("esc10", esc, esc_report),
+                                        ("speech-commands", speech, speech_report)):
+        split_of = {r.sha256: name for name, members in splits[dataset].items() for r in members}
+        chosen = [r for r in recordings if r.sha256 in split_of]
+        decoded, _ = decode_all(chosen, cache_dir=cache, report=report)
+        parts.append(from_recordings(decoded, split_of, dataset))
+        reports[dataset] = report.as_dict()
+        print(report)
+    return SoundClips.concatenate(parts), reports
+
+
+def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
+    """Everything the gate learns from and is measured on, in one set (see the module docstring)."""
+    real, reports = real_sounds(config)
+    base = SoundClips.concatenate([from_clip_set(clips), real])
+    with_lines = SoundClips.concatenate([base, telephone_copies(base)])
+    made = [mixtures(with_lines, n, split, config["seed"])
+            for split, n in (("train", config["n_mixtures"]), ("val", config["n_mixtures"] // 4),
+                             ("test", config["n_mixtures"] // 4))]
+    return SoundClips.concatenate([with_lines, *made]), reports
+
+
+def items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    """Training items: per clip, its log-mel (up to max_seconds around its first event) and up to windows_per_clip
+    event windows. Returns (clip of each item, log-mels, the band-limited waveforms the teacher hears)."""
+    rng = np.random.default_rng(config["seed"])
+    samples = int(config["max_seconds"] * SAMPLE_RATE)
+    owners, log_mels, waveforms = [], [], []
+    for i, f in enumerate(feats):
+        centre = f.centres[:1]
+        owners.append(i)
+        log_mels.append(centred_slices(f.log_mel, centre // HOP_LENGTH, samples // HOP_LENGTH + 1)[0])
+        waveforms.append(centred_slices(f.waveform, centre, samples)[0])
+        windows = f.windows
+        for k in np.sort(rng.permutation(len(f.events))[:config["windows_per_clip"]]):
+            owners.append(i)
+            log_mels.append(windows[k])
+            waveforms.append(centred_slices(f.waveform, f.centres[k:k + 1], SAMPLE_RATE)[0])
+    return owners, log_mels, waveforms
+
+
+@torch.no_grad()
+def teacher_targets(waveforms: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+    """(n, len(SOUND_TYPES)) the EfficientAT tagger's sound-type distribution of each item, items of one length
+    batched together (event windows are all 1 s, and most cut clips are max_seconds long)."""
+    teacher = build_teacher("efficientat").eval()
+    padded = [np.pad(w, (0, max(0, int(MIN_SECONDS * SAMPLE_RATE) - len(w)))).astype(np.float32) for w in waveforms]
+    by_length: dict[int, list[int]] = {}
+    for i, w in enumerate(padded):
+        by_length.setdefault(len(w), []).append(i)
+    batches = [rows[k:k + batch_size] for rows in by_length.values() for k in range(0, len(rows), batch_size)]
+    tags = np.zeros((len(padded), N_CLASSES), dtype=np.float32)
+    for rows in tqdm(batches, desc="teacher tags", unit="batch"):
+        tags[rows] = teacher(torch.from_numpy(np.stack([padded[i] for i in rows]))).tags.numpy()
+    return teacher_distribution(tags)
+
+
+def balanced_weights(types: np.ndarray, datasets: np.ndarray) -> np.ndarray:
+    """Per-item weights (mean 1) under which every sound type carries the same total, split evenly between the data
+    sets that hold it: breathing, from one data set, counts as much as cough, from four."""
+    weights = np.zeros(len(types), dtype=np.float32)
+    present = sorted(set(types.tolist()))
+    for t in present:
+        holders = sorted(set(datasets[types == t].tolist()))
+        for d in holders:
+            cell = (types == t) & (datasets == d)
+            weights[cell] = len(types) / (len(present) * len(holders) * cell.sum())
+    return weights
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted mean of -sum(target * log softmax(logits)): the distillation loss for a distribution target."""
+    per_item = -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    return (per_item * weight).sum() / weight.sum().clamp(min=1e-8)
+
+
+@torch.no_grad()
+def gate_probabilities(model: SoundTypeCNN, feats: list[ClipFeatures]) -> np.ndarray:
+    """(n, len(SOUND_TYPES)) of whole clips, as the runtime reads a clip of up to 30 s (one call on its log-mel)."""
+    model.eval()
+    return np.stack([softmax(model(torch.from_numpy(f.log_mel[None])).numpy()[0]) for f in feats])
+
+
+def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> dict:
+    """Tag, train, choose the threshold; returns the checkpoint dict."""
+    torch.manual_seed(config["seed"])
+    accelerator = Accelerator()
+    train = np.flatnonzero(sounds.split == "train")
+    owners, log_mels, waveforms = items([feats[i] for i in train], config)
+    owners = train[np.asarray(owners)]
+    known = np.eye(len(SOUND_TYPES), dtype=np.float32)[sounds.sound_type[owners]]
+    target = (1 - config["tag_weight"]) * known + config["tag_weight"] * teacher_targets(waveforms)
+    weight = balanced_weights(sounds.sound_type[owners], sounds.dataset[owners])
+    loader = DataLoader(np.arange(len(owners)),
+                        batch_sampler=SimilarLengths([x.shape[-1] for x in log_mels], config["batch_size"],
+                                                     config["seed"]),
+                        collate_fn=RandomCrops(log_mels, {"target": target, "weight": weight}, config["seed"]))
+    model = SoundTypeCNN()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config["learning_rate"],
+                                                    total_steps=config["epochs"] * len(loader))
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    generator = torch.Generator().manual_seed(config["seed"])
+    history = []
+    progress = tqdm(range(config["epochs"]), desc="distil gate", disable=not accelerator.is_main_process)
+    for epoch in progress:
+        model.train()
+        total = 0.0
+        for x, batch in loader:
+            loss = soft_cross_entropy(model(spec_masks(x, generator)), batch["target"], batch["weight"])
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) / len(loader)
+        history.append({"epoch": epoch, "loss": total})
+        progress.set_postfix(loss=f"{total:.3f}")
+    model = accelerator.unwrap_model(model)
+    val = np.flatnonzero(sounds.split == "val")
+    groups = gate_groups(sounds.subset(sounds.split == "val"))
+    threshold = choose_gate_threshold(gate_probabilities(model, [feats[i] for i in val])[:, 0], groups)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {"state_dict": state, "parameters": count_parameters(model), "threshold": threshold, "history": history,
+            "items": len(owners), "config": {k: config[k] for k in _CONFIG_KEYS if k != "run_dir"}}
+
+
+def describe(sounds: SoundClips) -> list[dict]:
+    """One row per clip: what sounds.json records of the set."""
+    return [{"dataset": str(d), "kind": str(k), "channel": str(c), "split": str(s), "sound_type": SOUND_TYPES[t],
+             "seconds": round(len(sounds.waveform(i)) / SAMPLE_RATE, 3)}
+            for i, (d, k, c, s, t) in enumerate(zip(sounds.dataset, sounds.kind, sounds.channel, sounds.split,
+                                                     sounds.sound_type))]
+
+
+def main(argv: list[str], clips: ClipSet | None = None) -> tuple[dict, SoundClips, list[ClipFeatures]]:
+    """``clips``: the run's ClipSet when the caller has it (reproduce). Returns (checkpoint, the sound set, its
+    features) for evaluation."""
+    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    run = Path(config["run_dir"])
+    clips = ClipSet.load(run / "clips.npz") if clips is None else clips
+    sounds, reports = sound_set(clips, config)
+    feats = features(sounds)
+    checkpoint = train_gate(sounds, feats, config)
+    checkpoint["data"] = reports
+    if PartialState().is_main_process:
+        torch.save(checkpoint, run / "sound_cnn.pt")
+        (run / "sounds.json").write_text(json.dumps(describe(sounds), indent=1))
+        counts = {name: int((sounds.split == name).sum()) for name in ("train", "val", "test")}
+        print(f"gate: {checkpoint['parameters']:,} parameters, {checkpoint['items']:,} training items, clips per "
+              f"split {counts}, threshold {checkpoint['threshold']:.3f} -> {run / 'sound_cnn.pt'}")
+    return checkpoint, sounds, feats
+
+
+_CONFIG_KEYS = ("run_dir", "audio_cache", "min_quality", "n_mixtures", "tag_weight", "windows_per_clip", "max_seconds",
+                "epochs", "limit", "batch_size", "learning_rate", "weight_decay", "seed")
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

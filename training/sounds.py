@@ -1,0 +1,142 @@
+"""The sound-type gate's data: real recordings of coughs, speech, breathing and everyday sounds, their telephone
+versions, cough recordings with other sounds around them, and the teacher's judgement of each as soft targets.
+
+What each sound type holds (coughkd.model.SOUND_TYPES), decided here for every source:
+- cough: covid19-cough recordings, Coswara cough-heavy/-shallow; of AudioSet's classes Cough and Throat clearing
+  (the tagger calls many phone coughs throat clearing, and induced coughs often start with one);
+- speech: any voice: Coswara counting and sustained vowels, Speech Commands words, espeak-ng speech; AudioSet's
+  speech, whispering, shouting, singing, humming and chatter classes;
+- breathing: Coswara breathing-deep/-shallow; AudioSet's Breathing, Wheeze, Snoring, Gasp, Pant, Snort, Sniff, Sigh;
+- other: everything else, sneezes (a sneeze is not a cough) and laughter among them: ESC-10's everyday sounds and
+  the generated noise, tones and music-like clips.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from coughkd.audio import SAMPLE_RATE, load_audio
+from coughkd.features import TELEPHONE_RATE
+from coughkd.model import SOUND_TYPES
+from coughkd.predict import MAX_CLIP_SECONDS, sigmoid
+from training.clips import ClipSet, PackedClips
+from training.data import Recording
+
+# AudioSet class indices (../shared/models/audioset_class_labels_indices.csv) of each named sound type.
+TAG_CLASSES = {
+    "cough": (47, 48),
+    "speech": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 68, 70),
+    "breathing": (26, 41, 42, 43, 44, 45, 46, 50),
+}
+MU = 255  # G.711 mu-law, the telephone codec of the call-centre recordings' networks
+REAL = ("coswara", "esc10", "speech-commands", "covid19-cough")  # the data sets of real recordings
+# What a card row calls a recording of each loaded data set (training.data sets these meta keys).
+KIND = {"coswara": lambda rec: str(rec.get("kind")), "esc10": lambda rec: str(rec.get("category")),
+        "speech-commands": lambda rec: "one word"}
+
+
+@dataclass
+class SoundClips(PackedClips):
+    """Clips for the gate, each with what it is and where it came from."""
+
+    sound_type: np.ndarray  # (N,) index into SOUND_TYPES
+    split: np.ndarray  # (N,) "train" | "val" | "test"
+    dataset: np.ndarray  # (N,) one of REAL, "generated" or "mixture"
+    kind: np.ndarray  # (N,) Coswara's sound, the ESC-10 class, "word", the covid19-cough source, the generated kind
+    channel: np.ndarray  # (N,) "wideband", or "telephone" (call-centre audio, or made by `telephone`)
+
+
+def teacher_distribution(tags: np.ndarray) -> np.ndarray:
+    """(n, len(SOUND_TYPES)) probabilities from AudioSet logits (n, 527): each named type's strongest class (the
+    tagger's outputs are independent sigmoids), "other" the chance that none of them is there, normalised."""
+    probabilities = np.asarray(sigmoid(tags))
+    named = {t: probabilities[:, list(TAG_CLASSES[t])].max(axis=1) for t in TAG_CLASSES}
+    named["other"] = 1.0 - np.max(list(named.values()), axis=0)
+    distribution = np.stack([named[t] for t in SOUND_TYPES], axis=1)
+    return (distribution / distribution.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def mu_law(x: np.ndarray) -> np.ndarray:
+    """An 8-bit G.711 mu-law round trip of audio at full scale +-1: the quantisation noise of a telephone line."""
+    x = np.clip(x, -1.0, 1.0)
+    code = np.round((np.sign(x) * np.log1p(MU * np.abs(x)) / np.log1p(MU) + 1) / 2 * MU)
+    y = code / MU * 2 - 1
+    return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(MU)) / MU).astype(np.float32)
+
+
+def telephone(waveform: np.ndarray) -> np.ndarray:
+    """A 16 kHz recording as a call-centre line delivers it: 8 kHz, mu-law, then up through `load_audio` as the
+    runtime decodes an 8 kHz file."""
+    narrow = soxr.resample(np.asarray(waveform, dtype=np.float32), SAMPLE_RATE, TELEPHONE_RATE, quality="HQ")
+    return load_audio(mu_law(narrow / max(float(np.abs(narrow).max()), 1e-9)), sample_rate=TELEPHONE_RATE).waveform
+
+
+def from_recordings(decoded: Sequence[tuple[Recording, np.ndarray]], split_of: dict[str, str],
+                    dataset: str) -> SoundClips:
+    """Decoded recordings of one real data set (training.data loaders set each one's `sound_type` and `kind`), cut
+    to the longest piece the runtime scores at once."""
+    longest = int(MAX_CLIP_SECONDS * SAMPLE_RATE)
+    return SoundClips.build(
+        [w[:longest] for _, w in decoded],
+        sound_type=[SOUND_TYPES.index(str(rec.get("sound_type"))) for rec, _ in decoded],
+        split=[split_of[rec.sha256] for rec, _ in decoded], dataset=[dataset] * len(decoded),
+        kind=[KIND[dataset](rec) for rec, _ in decoded], channel=["wideband"] * len(decoded))
+
+
+def from_clip_set(clips: ClipSet) -> SoundClips:
+    """The COVID-19 student's clips, in their own splits: every data-set recording is a cough, generated audio is
+    speech (espeak-ng) or other."""
+    cough = clips.is_cough == 1
+    kinds = np.array([s.removeprefix("generated:") for s in clips.source.astype(str)])
+    types = np.where(cough, "cough", np.where(kinds == "speech", "speech", "other"))
+    return SoundClips(clips.audio, clips.offsets, np.array([SOUND_TYPES.index(t) for t in types]), clips.split,
+                      np.where(cough, "covid19-cough", "generated"), kinds,
+                      np.where(kinds == "call-center", "telephone", "wideband"))
+
+
+def telephone_copies(sounds: SoundClips) -> SoundClips:
+    """A telephone version of every wideband clip but the covid19-cough ones, in the same split: call-centre coughs
+    are 8 kHz, so the gate must hear 8 kHz speech, breathing and everyday sounds too, or the line itself would say
+    "cough"."""
+    part = sounds.subset((sounds.channel == "wideband") & (sounds.dataset != "covid19-cough"))
+    copies = [telephone(part.waveform(i)) for i in range(len(part))]
+    return SoundClips.build(copies, **{k: getattr(part, k) for k in SoundClips.per_clip() if k != "channel"},
+                            channel=["telephone"] * len(part))
+
+
+def mixtures(sounds: SoundClips, n: int, split: str, seed: int) -> SoundClips:
+    """Up to `n` cough recordings of one split with speech or an everyday sound of the same line (wideband or
+    telephone) before or after the cough, a short pause between: a person who talks before coughing still recorded
+    coughs, and the gate must say so."""
+    rng = np.random.default_rng([seed, sum(map(ord, split))])
+    in_split = (sounds.split == split) & np.isin(sounds.dataset, REAL)
+    coughs = np.flatnonzero(in_split & (sounds.sound_type == SOUND_TYPES.index("cough")))
+    others = np.flatnonzero(in_split & np.isin(sounds.sound_type, [SOUND_TYPES.index(t) for t in ("speech", "other")]))
+    waveforms, kinds, channels = [], [], []
+    for _ in range(n if len(coughs) and len(others) else 0):
+        cough = int(rng.choice(coughs))
+        same_line = others[sounds.channel[others] == sounds.channel[cough]]
+        if len(same_line) == 0:
+            continue
+        other = int(rng.choice(same_line))
+        parts = [_piece(sounds.waveform(i), rng) * rng.uniform(0.5, 1.0) for i in (cough, other)]
+        pause = rng.standard_normal(int(rng.uniform(0.1, 0.5) * SAMPLE_RATE)).astype(np.float32) * 1e-3
+        order = parts if rng.random() < 0.5 else parts[::-1]
+        mixed = np.concatenate([order[0], pause, order[1]])
+        waveforms.append(mixed / np.abs(mixed).max())
+        kinds.append(f"cough + {SOUND_TYPES[sounds.sound_type[other]]}")
+        channels.append(sounds.channel[cough])
+    return SoundClips.build(waveforms, sound_type=np.full(len(waveforms), SOUND_TYPES.index("cough")),
+                            split=[split] * len(waveforms), dataset=["mixture"] * len(waveforms), kind=kinds,
+                            channel=channels)
+
+
+def _piece(waveform: np.ndarray, rng: np.random.Generator, seconds: float = 4.0) -> np.ndarray:
+    """At most `seconds` of a waveform at a random offset, peak-normalised."""
+    size = min(len(waveform), int(seconds * SAMPLE_RATE))
+    start = int(rng.integers(0, len(waveform) - size + 1))
+    piece = waveform[start:start + size]
+    return piece / max(float(np.abs(piece).max()), 1e-9)
