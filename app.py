@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import serving
-from coughkd import AudioError, ModelError, Prediction
+from coughkd import AudioError, EventScore, ModelError, Prediction
 from coughkd.audio import Audio, load_audio
 from coughkd.features import HOP_LENGTH, N_MELS, log_mel
 from serving import Busy, LargeUploadLane
@@ -56,6 +56,12 @@ PRIVACY = {
           f"computer running this app, is analysed there and sent nowhere else. {KEPT}",
 }
 NO_AUDIO = "No audio: record with the microphone or upload a file, then press Analyse."
+HEARD = {  # the headline for audio that is not a cough, by what the model heard (coughkd.SOUND_TYPES but cough)
+    "speech": "This sounds like speech, not a cough",
+    "breathing": "This sounds like breathing, not a cough",
+    "other": "This does not sound like a cough",
+}
+RECORD_AGAIN = "Record two or three coughs close to the microphone, with little background noise."
 BUSY = ("Another large recording is being analysed right now. Try again in a minute, or upload a shorter clip "
         f"(files up to {LARGE_UPLOAD_BYTES // 2**20} MB never wait for this).")
 
@@ -97,8 +103,15 @@ def channel_breakdown(per_source: dict[str, dict[str, Any]]) -> str:
     return " By recording channel: " + "; ".join(parts) + "."
 
 
+def heard(probabilities: dict[str, float]) -> str:
+    """What the sound-type gate heard, likeliest first: "speech 81%, cough 9%, ..."."""
+    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
+    return ", ".join(f"{kind} {p:.0%}" for kind, p in ranked)
+
+
 def verdict_markdown(prediction: Prediction, operating_point: dict[str, Any]) -> str:
-    """The headline: a COVID-19 score with its operating point, or a not-a-cough notice instead of any score."""
+    """The headline: a COVID-19 score with its operating point for a cough; for anything else what it sounds like,
+    and no COVID-19 number at all (the runtime gives none: the score means nothing for audio that is not a cough)."""
     n = len(prediction.events)
     details = (
         f"{n} sound event{'s' if n != 1 else ''} in {prediction.duration_s:.1f} s of audio · "
@@ -106,9 +119,9 @@ def verdict_markdown(prediction: Prediction, operating_point: dict[str, Any]) ->
     )
     if not prediction.is_cough:
         paragraphs = [
-            "### This does not sound like a cough",
-            (f"The cough detector gives {prediction.cough_probability:.0%}, so no COVID-19 score is shown. "
-             "Record two or three deliberate coughs close to the microphone, with little background noise."),
+            f"### {HEARD.get(prediction.sound_type, HEARD['other'])}",
+            (f"What the model heard: {heard(prediction.sound_probabilities)}. It gives a COVID-19 score only for "
+             f"coughs. {RECORD_AGAIN}"),
         ]
     else:
         outcome = "above" if prediction.covid_positive else "below"
@@ -140,8 +153,13 @@ def envelope(waveform: np.ndarray, columns: int = PLOT_POINTS) -> tuple[np.ndarr
     return centres, usable.min(axis=1), usable.max(axis=1)
 
 
+def event_label(event: EventScore) -> str:
+    """A cough's COVID-19 score, or what the event sounds like (events of non-cough audio carry no score)."""
+    return f"{event.covid_probability:.0%}" if event.covid_probability is not None else event.sound_type
+
+
 def figure(audio: Audio, prediction: Prediction) -> Figure:
-    """Waveform and log-mel spectrogram (the model's own front end) with each scored event shaded and labelled."""
+    """Waveform and log-mel spectrogram (the model's own front end) with each detected event shaded and labelled."""
     sr = audio.sample_rate
     spectrogram = log_mel(audio.waveform)
     fig = Figure(figsize=(10, 5), layout="constrained")
@@ -164,14 +182,15 @@ def figure(audio: Audio, prediction: Prediction) -> Figure:
             continue
         for edge in (event.start_s, event.end_s):
             spec_ax.axvline(edge, color="#7fdbff", linewidth=1.2, linestyle="--")
-        score = event.covid_probability if prediction.is_cough else event.cough_probability
-        wave_ax.text((event.start_s + event.end_s) / 2, 1.2 + 0.2 * (i % 3), f"{score:.0%}",
+        wave_ax.text((event.start_s + event.end_s) / 2, 1.2 + 0.2 * (i % 3), event_label(event),
                      ha="center", va="center", fontsize=8)
-    what = "coughs" if prediction.is_cough else "sound events"
-    scores = "COVID-19 score" if prediction.is_cough else "cough score"
-    wave_ax.set_title(f"Detected {what} (shaded) with each one's {scores}" if labelled else
-                      f"{len(prediction.events)} detected {what} (shaded); each one's score is in the API result",
-                      fontsize=10)
+    if not labelled:
+        title = f"{len(prediction.events)} detected sound events (shaded); each one's details are in the API result"
+    elif prediction.is_cough:
+        title = "Detected sound events (shaded): each cough's COVID-19 score, or what the event sounds like"
+    else:
+        title = "Detected sound events (shaded) and what each one sounds like"
+    wave_ax.set_title(title, fontsize=10)
     return fig
 
 

@@ -6,6 +6,7 @@ inspect and no other app on this machine is touched. No assertion is timed; time
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -76,11 +77,23 @@ def hostile_uploads(folder: Path) -> dict[Path, str]:
     noise.write_bytes(np.random.default_rng(0).bytes(40 * 2**20))
     silence = folder / "long_silence.wav"  # a valid WAV, 15 minutes of digital silence (29 MB)
     sf.write(silence, np.zeros(15 * 60 * 16000, np.int16), 16000, subtype="PCM_16")
-    return {noise: "not a readable audio file", silence: "the limit is 10 minutes"}
+    return {noise: "not a readable audio file", silence: "longer than 10 minutes"}
+
+
+def same_answer(got: object, expected: object) -> bool:
+    """Equal JSON, floats to a relative 1e-6 (the same model on the same file, in another process)."""
+    if isinstance(expected, float) and isinstance(got, float):
+        return math.isclose(got, expected, rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return got.keys() == expected.keys() and all(same_answer(got[k], expected[k]) for k in expected)
+    if isinstance(expected, list) and isinstance(got, list):
+        return len(got) == len(expected) and all(same_answer(g, e) for g, e in zip(got, expected))
+    return got == expected
 
 
 def test_a_burst_of_clients_is_answered_while_hostile_uploads_are_refused(model_dir: Path, tmp_path: Path) -> None:
     expected = coughkd.load(model_dir).predict(str(TELEGRAM)).to_json()
+    del expected["latency_ms"]
     hostile = hostile_uploads(tmp_path)
     with serve_app(model_dir, tmp_path, tmp_path / "app.log") as server, \
             ThreadPoolExecutor(len(hostile) + CLIENTS) as pool:
@@ -89,9 +102,7 @@ def test_a_burst_of_clients_is_answered_while_hostile_uploads_are_refused(model_
         results = [answer.result() for answer in answers]
         refused = {path: job.result() for path, job in refusals.items()}
     for result in results:
-        assert "error" not in result, result
-        assert result["is_cough"] == expected["is_cough"] and result["model"] == expected["model"]
-        assert result["covid_probability"] == pytest.approx(expected["covid_probability"], rel=1e-5)
-        assert np.allclose(result["events"], expected["events"], rtol=1e-5)
+        assert result.pop("filename") == TELEGRAM.name and result.pop("latency_ms") > 0, result
+        assert same_answer(result, expected), (result, expected)
     for path, words in hostile.items():
         assert set(refused[path]) == {"error"} and words in refused[path]["error"], refused[path]
