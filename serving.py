@@ -2,9 +2,10 @@
 
 - Uploads and recordings: Gradio keeps them in GRADIO_TEMP_DIR. `TempFolder` gives the app a folder of its own under
   the system's temp folder, which `main` deletes on every way out it can see (normal exit, an exception, SIGTERM,
-  SIGINT, SIGHUP, and on Windows Ctrl+Break or closing the console). What a killed run left behind (kill -9, a
-  crash, a power cut) is deleted at the next start: each folder has a lock file that its process holds while it
-  runs, the operating system drops the lock of a dead process, so a folder whose lock can be taken is a leftover.
+  SIGINT, SIGHUP, and on Windows Ctrl+Break). What a killed run left behind (kill -9, a crash, a power cut; on
+  Windows also a closed console window, which may end the process before Python runs a handler) is deleted at the
+  next start: each folder has a lock file that its process holds while it runs, the operating system drops the
+  lock of a dead process, so a folder whose lock can be taken is a leftover.
   While the app runs, Gradio's `delete_cache` (set in app.py) deletes files older than an hour, hourly.
 - Exit signals only set an event that `main` waits on, so shutdown runs in the main thread, in order.
 - A port that cannot be bound is found before Gradio tries it, so the user gets one line instead of a traceback.
