@@ -3,19 +3,19 @@
 Every way a recording can be unusable ends in an `AudioError` whose message can be shown to the user as is,
 so the app, the CLI and the training data loader never see a decoder traceback.
 
-Files are decoded in this process by PyAV (the FFmpeg libraries its wheels ship), one decoded frame at a time: each
-frame is mixed to mono, checked and resampled to 16 kHz before the next is read, so only the 16 kHz result grows.
-Nothing the file's header claims is trusted for limits. The sample rate and channel count are checked before
-decoding and again on every frame, the real decoded length stops decoding as soon as it passes 10 minutes, the
-samples decoded over all channels are capped, and so is the wall time per file. Only audio demuxers and decoders
-on an allow-list ever run (no video is decoded), no subprocess is started, and FFmpeg's log messages are caught
-per call, never printed.
+Files are decoded in this process by PyAV (the FFmpeg libraries its wheels ship), one packet at a time: each
+decoded frame is mixed to mono, checked and resampled to 16 kHz before the next is read, so only the 16 kHz result
+grows. Nothing the file's header claims is trusted for limits: the sample rate and channel count are checked before
+decoding and on every frame, decoding stops as soon as the audio actually decoded passes 10 minutes, the samples
+decoded over all channels are capped, and so is the wall time per file. The header's length only serves to tell a
+truncated file. Only audio demuxers and decoders on an allow-list run (video is never decoded), no subprocess is
+started, and FFmpeg's messages are caught per call, never printed.
 
-Peak memory: decoding one input raises the process's peak resident memory by less than `DECODE_MEMORY_MB` (300 MB)
-whatever the input claims or contains: the 10-minute 16 kHz result (38 MB), held twice while it is joined, plus
-one decoded frame and FFmpeg's buffers. The one exception is a container's own index (MP4 sample tables,
-Matroska cues), which FFmpeg keeps whole and which grows with the size of the file (tests/test_decode_limits.py
-measures each hostile input).
+Peak memory: decoding one input raises the process's peak resident memory by less than `DECODE_MEMORY_MB` (150 MB)
+whatever the input claims or contains: the 16 kHz result (at most 38 MB, for 10 minutes), held twice while its
+blocks are joined, one decoded frame and its conversions, and FFmpeg's buffers. The one exception is a container's
+own index (MP4 sample tables, Matroska cues), which FFmpeg keeps whole and which grows with the size of the file.
+tests/test_decode_limits.py measures the hostile inputs (at most about 80 MB, for 9 minutes of audio).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ MAX_CHANNELS = 8
 # Channels x rate x time one file may decode to: 10 minutes of 8 channels at 48 kHz, or of stereo at 192 kHz.
 MAX_DECODED_SAMPLES = 8 * 48000 * int(MAX_SECONDS)
 DECODE_TIMEOUT_S = 60.0
-DECODE_MEMORY_MB = 300
+DECODE_MEMORY_MB = 150
 SILENCE_DBFS = -75.0
 CLIP_LEVEL = 0.99
 CLIP_FRACTION = 1e-3
@@ -52,10 +52,12 @@ NARROW_BAND_RATE = 16000
 
 # FFmpeg demuxers that may open a file (a name matches FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2" by its first part).
 FORMATS = ("wav", "w64", "aiff", "caf", "au", "flac", "mp3", "ogg", "matroska", "mov", "aac", "amr", "wv")
-# Decoders that may run, besides FFmpeg's PCM ones ("pcm_s16le", "pcm_f32be", "pcm_alaw", ...).
+# Decoders that may run, FFmpeg's PCM ones ("pcm_s16le", "pcm_f32be", "pcm_alaw", ...) included. FFmpeg itself
+# refuses any other while it probes the file, so not even a video stream's decoder is opened.
 DECODERS = frozenset({"flac", "mp3float", "mp3", "vorbis", "opus", "libopus", "aac", "alac", "amrnb", "amrwb",
-                      "libopencore_amrnb", "libopencore_amrwb", "wavpack", "adpcm_ms", "adpcm_ima_wav", "gsm_ms"})
-_OPEN_OPTIONS = {"format_whitelist": ",".join(FORMATS)}
+                      "libopencore_amrnb", "libopencore_amrwb", "wavpack", "adpcm_ms", "adpcm_ima_wav", "gsm_ms",
+                      *(name for name in av.codecs_available if name.startswith("pcm_"))})
+_OPEN_OPTIONS = {"format_whitelist": ",".join(FORMATS), "codec_whitelist": ",".join(sorted(DECODERS))}
 # A WAV or AIFF header that says its samples run past the end of the file means a truncated file; streaming
 # writers put these placeholders there instead of the real size, which is not truncation.
 _SIZE_PLACEHOLDERS = {0, 0x7FFFFFFF, 0xFFFFFFFF}
@@ -65,6 +67,9 @@ _MAX_HEADER_CHUNKS = 64
 # The header's length only says "truncated" when the decoded audio falls short of it by more than this.
 _LENGTH_SLACK = 0.01
 _LENGTH_SLACK_S = 0.1
+# Packets the decoder may reject (skipped, with a warning) before the file counts as damaged: more than one and
+# more than this fraction of them.
+_BAD_PACKET_FRACTION = 0.01
 # Arrays go through the same checks in blocks of this many samples, so the checks' temporaries stay small.
 _ARRAY_BLOCK = 1 << 20
 
@@ -168,6 +173,7 @@ class _Conditioner:
         self.count = 0
         self.sum_squares = 0.0
         self.clipped = 0
+        self.warnings: list[str] = []
         self.blocks: list[np.ndarray] = []
         self.resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(
             rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
@@ -177,7 +183,8 @@ class _Conditioner:
             raise AudioError(f"{self.name}: the recording contains invalid samples (NaN or infinity)")
         self.count += block.size
         if self.count > MAX_SECONDS * self.rate:
-            raise AudioError(f"{self.name}: the recording is longer than {MAX_SECONDS / 60:.0f} minutes, the limit")
+            raise AudioError(f"{self.name}: the recording is longer than {MAX_SECONDS / 60:.0f} minutes; "
+                             f"the limit is {MAX_SECONDS / 60:.0f} minutes")
         wide = block.astype(np.float64)
         self.sum_squares += float(np.dot(wide, wide))
         self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
@@ -197,16 +204,16 @@ class _Conditioner:
         level = 20.0 * math.log10(rms)
         if level < SILENCE_DBFS:
             raise AudioError(f"{name}: the recording is silent (level {level:.0f} dBFS); check the microphone")
-        warnings = []
+        warnings = list(self.warnings)
         if self.clipped / self.count > CLIP_FRACTION:
             warnings.append("the recording is clipped (too loud for the microphone); results may be less reliable")
         if self.rate < NARROW_BAND_RATE:
             warnings.append(f"narrow-band audio ({self.rate} Hz, e.g. a telephone line); high frequencies are missing")
         if self.resampler is not None:
             self.blocks.append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        waveform = np.concatenate(self.blocks)
+        waveform = np.concatenate(self.blocks)  # the one moment the 16 kHz result is held twice
         self.blocks.clear()
-        peak = float(np.max(np.abs(waveform)))
+        peak = max(float(waveform.max()), -float(waveform.min()))  # no |waveform| temporary
         if peak == 0.0:
             raise AudioError(f"{name}: the recording is silent (nothing is left at {SAMPLE_RATE} Hz)")
         waveform /= peak
@@ -285,11 +292,11 @@ def _header_data_end(handle: BinaryIO) -> int | None:
 
 
 def _decode_container(handle: BinaryIO, name: str, logs: list[tuple[int, str, str]]) -> Audio:
-    """Demux and decode the first audio stream frame by frame; `logs` collects FFmpeg's errors meanwhile."""
+    """Open the file with FFmpeg's allowed demuxers only and decode its first audio stream."""
     try:
         container = av.open(handle, container_options=_OPEN_OPTIONS)
     except av.FFmpegError as error:
-        refused = [log_name for _, log_name, message in logs if "not on whitelist" in message]
+        refused = [log_name for _, log_name, message in logs if message.startswith("Format not on whitelist")]
         if refused:
             raise AudioError(f"{name}: {refused[0]} files are not supported; use an audio file (WAV, FLAC, MP3, "
                              f"Ogg, Opus, WebM, M4A, ...)") from error
@@ -299,33 +306,20 @@ def _decode_container(handle: BinaryIO, name: str, logs: list[tuple[int, str, st
         if stream is None:
             raise AudioError(f"{name}: the file holds no audio")
         decoder = stream.codec_context
-        if decoder.name not in DECODERS and not decoder.name.startswith("pcm_"):
+        if decoder.name not in DECODERS:
             raise AudioError(f"{name}: audio coded as {decoder.name} is not supported")
         conditioner = _Conditioner(_check_rate(decoder.sample_rate, name), name)
         _check_channels(decoder.channels, name)
         decoder.thread_count = 1  # also keeps every log message on this thread, where it is captured
-        opened = len(logs)
-        deadline = time.monotonic() + DECODE_TIMEOUT_S
-        decoded = 0
         try:
-            for frame in container.decode(stream):
-                channels = frame.layout.nb_channels
-                _check_channels(channels, name)
-                if frame.sample_rate != conditioner.rate:
-                    raise AudioError(f"{name}: the sample rate changes part-way through the file "
-                                     f"({conditioner.rate} Hz, then {frame.sample_rate} Hz)")
-                decoded += frame.samples * channels
-                if decoded > MAX_DECODED_SAMPLES:
-                    raise AudioError(f"{name}: too much audio data to decode ({channels} channels at "
-                                     f"{frame.sample_rate} Hz); mix it down or resample it to 48 kHz first")
-                conditioner.add(_mono(frame, name))
-                if time.monotonic() > deadline:
-                    raise AudioError(f"{name}: decoding took longer than {DECODE_TIMEOUT_S:.0f} s; "
-                                     f"the file may be damaged")
+            packets, bad = _decode_stream(container, stream, conditioner, logs)
         except av.FFmpegError as error:
             raise AudioError(f"{name}: the file is damaged or truncated (the decoder reported errors)") from error
-        if len(logs) > opened:
-            raise AudioError(f"{name}: the file is damaged or truncated (the decoder reported errors)")
+        if bad > max(1, _BAD_PACKET_FRACTION * packets):
+            raise AudioError(f"{name}: the file is damaged ({bad} of its {packets} blocks of audio cannot be decoded)")
+        if bad:
+            conditioner.warnings.append(f"part of the file could not be decoded ({bad} of {packets} blocks skipped); "
+                                        f"results may be less reliable")
         declared = _declared_seconds(container, stream)
         decoded_s = conditioner.count / conditioner.rate
         if declared is not None and decoded_s < declared * (1 - _LENGTH_SLACK) - _LENGTH_SLACK_S:
@@ -334,8 +328,45 @@ def _decode_container(handle: BinaryIO, name: str, logs: list[tuple[int, str, st
         return conditioner.finish()
 
 
+def _decode_stream(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                   conditioner: _Conditioner, logs: list[tuple[int, str, str]]) -> tuple[int, int]:
+    """Feed every decoded frame to `conditioner`; returns (packets, packets the decoder rejected or logged errors on).
+
+    A rejected packet is skipped, as FFmpeg's own tools do: `cat a.mp3 b.mp3` puts b's ID3 tag in the stream.
+    An error of the demuxer itself ends decoding (an FFmpegError for the caller).
+    """
+    name = conditioner.name
+    deadline = time.monotonic() + DECODE_TIMEOUT_S
+    packets = bad = decoded = 0
+    seen = len(logs)
+    for packet in container.demux(stream):
+        packets += 1
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            frames = []
+            bad += 1
+        else:
+            bad += int(len(logs) > seen)
+        seen = len(logs)
+        for frame in frames:
+            channels = frame.layout.nb_channels
+            _check_channels(channels, name)
+            if frame.sample_rate != conditioner.rate:
+                raise AudioError(f"{name}: the sample rate changes part-way through the file "
+                                 f"({conditioner.rate} Hz, then {frame.sample_rate} Hz)")
+            decoded += frame.samples * channels
+            if decoded > MAX_DECODED_SAMPLES:
+                raise AudioError(f"{name}: too much audio data to decode ({channels} channels at "
+                                 f"{frame.sample_rate} Hz); mix it down or resample it to 48 kHz first")
+            conditioner.add(_mono(frame, name))
+        if time.monotonic() > deadline:
+            raise AudioError(f"{name}: decoding took longer than {DECODE_TIMEOUT_S:.0f} s; the file may be damaged")
+    return packets, bad
+
+
 def _check_channels(channels: int, name: str) -> None:
-    if not 1 <= channels <= MAX_CHANNELS:
+    if channels > MAX_CHANNELS:
         raise AudioError(f"{name}: {channels} audio channels; at most {MAX_CHANNELS} are supported")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import queue
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ INPUT = "log_mel"
 OUTPUTS = ("covid_logit", "sound_logits")
 # The sound-type gate's classes, in the order of `sound_logits`; the manifest must list the same.
 SOUND_TYPES = ("cough", "speech", "breathing", "other")
+THRESHOLDS = ("covid", "cough")  # the decision thresholds predict reads
 # The thresholds were chosen on f32 scores; the CPU's default bf16 would move scores that sit near them.
 DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 # What the COVID-19 head was trained on: the log-mel of the whole recording (the cough head reads event windows).
@@ -50,9 +52,7 @@ def read_manifest(model_dir: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelError(f"{path} is not valid JSON: {error}") from error
-    for key in ("model_id", "files", "variants", "input", "threshold"):
-        if key not in manifest:
-            raise ModelError(f"{path} has no '{key}' entry")
+    _check_shape(manifest, path)
     for name, expected in manifest["files"].items():
         file = model_dir / name
         if not file.is_file():
@@ -61,6 +61,38 @@ def read_manifest(model_dir: str | Path) -> dict[str, Any]:
             raise ModelError(f"model file {name} is damaged: its sha256 does not match {MANIFEST}")
     _check_input(manifest["input"], path)
     return manifest
+
+
+def _check_shape(manifest: Any, path: Path) -> None:
+    """Each entry the runtime reads has the type it is read as, so a hand-edited manifest is a ModelError, not a
+    traceback."""
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{path} must hold a JSON object, not a {type(manifest).__name__}")
+    for key in ("model_id", "files", "variants", "input", "threshold"):
+        if key not in manifest:
+            raise ModelError(f"{path} has no '{key}' entry")
+    if not isinstance(manifest["model_id"], str):
+        raise ModelError(f"{path}: 'model_id' must be a string")
+    for key in ("files", "variants", "input", "threshold"):
+        if not isinstance(manifest[key], dict):
+            raise ModelError(f"{path}: '{key}' must be an object, not {json.dumps(manifest[key])[:80]}")
+    for name, digest in manifest["files"].items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ModelError(f"{path}: model file {name} is not inside the model folder")
+        if not isinstance(digest, str):
+            raise ModelError(f"{path}: the sha256 of {name} must be a string")
+    for variant, xml in manifest["variants"].items():
+        if not isinstance(xml, str):
+            raise ModelError(f"{path}: variant '{variant}' must name its .xml file")
+    if not isinstance(manifest["input"].get("front_end", {}), dict):
+        raise ModelError(f"{path}: 'input.front_end' must be an object")
+    thresholds = manifest["threshold"]
+    for key in THRESHOLDS:
+        if key not in thresholds:
+            raise ModelError(f"{path}: 'threshold' has no '{key}' entry")
+    for key, value in thresholds.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ModelError(f"{path}: threshold '{key}' must be a number, not {json.dumps(value)}")
 
 
 def _check_input(spec: dict[str, Any], path: Path) -> None:

@@ -188,7 +188,7 @@ def test_too_long_array() -> None:
 def test_too_long_file(tmp_path: Path) -> None:
     path = tmp_path / "long.wav"
     sf.write(path, np.full(4000 * 601, 0.1, dtype=np.float32), 4000)
-    with pytest.raises(AudioError, match="long.wav: the recording is longer than 10 minutes, the limit"):
+    with pytest.raises(AudioError, match="long.wav: the recording is longer than 10 minutes; the limit is 10 minutes"):
         load_audio(path)
 
 

@@ -33,12 +33,6 @@ GATE_TYPES = {
     "counting-normal": "speech", "counting-fast": "speech", "vowel-a": "speech", "vowel-e": "speech",
     "vowel-o": "speech", "breathing-deep": "breathing", "breathing-shallow": "breathing",
 }
-HEADER_ONLY_XFAIL = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="coughkd.audio: a FLAC with 0 (unknown) frames is called '...minutes long', a 0-frame WAV 'invalid "
-           "samples (NaN...)'; both should say empty. Fix belongs in coughkd/audio.py; then drop this mark.",
-)
 
 
 def _shared(name: str, marker: str) -> Path:
@@ -151,7 +145,6 @@ def test_real_coswara_broken_files_fail_in_decoding_each_reported_once(coswara_r
     assert decoded == [] and len(failed) == 4
 
 
-@HEADER_ONLY_XFAIL
 def test_real_coswara_header_only_files_are_reported_as_empty(coswara_root, broken):
     headers = [p for p, kind in broken.items() if kind == "header-only"]
     recordings = [r for r in load_coswara(coswara_root, min_quality=0)[0] if r.path in headers]
@@ -350,7 +343,6 @@ def test_fake_coswara_decoding_reports_broken_copies_then_deduplicates(fake_cosw
     assert as_dict["sound_types"] == report.sound_types and len(as_dict["undecodable"]) == 3
 
 
-@HEADER_ONLY_XFAIL
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("fmt", ["FLAC", "WAV"])
 def test_fake_header_only_files_are_reported_as_empty(tmp_path, fmt):

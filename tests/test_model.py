@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -103,6 +104,33 @@ def test_invalid_manifest(copy_dir: Path) -> None:
         read_manifest(copy_dir)
     (copy_dir / "manifest.json").write_text("{}")
     with pytest.raises(ModelError, match="no 'model_id' entry"):
+        read_manifest(copy_dir)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m.update(files="oops"), '\'files\' must be an object, not "oops"'),
+    (lambda m: m.update(variants=["int8"]), "'variants' must be an object"),
+    (lambda m: m.update(input=None), "'input' must be an object"),
+    (lambda m: m["input"].update(front_end=[]), "'input.front_end' must be an object"),
+    (lambda m: m.update(threshold=0.5), "'threshold' must be an object"),
+    (lambda m: m.update(threshold={"covid": 0.5}), "'threshold' has no 'cough' entry"),
+    (lambda m: m["threshold"].update(covid="high"), 'threshold \'covid\' must be a number, not "high"'),
+    (lambda m: m["threshold"].update(cough=float("nan")), "threshold 'cough' must be a number, not NaN"),
+    (lambda m: m["threshold"].update(cough=True), "threshold 'cough' must be a number, not true"),
+    (lambda m: m.update(model_id=7), "'model_id' must be a string"),
+    (lambda m: m["files"].update({"student_int8.bin": 5}), "the sha256 of student_int8.bin must be a string"),
+    (lambda m: m["files"].update({"../../etc/passwd": "0" * 64}), "../../etc/passwd is not inside the model folder"),
+    (lambda m: m["variants"].update(int8={"xml": "student_int8.xml"}), "variant 'int8' must name its .xml file"),
+])
+def test_malformed_manifest(copy_dir: Path, edit: Callable[[dict], None], message: str) -> None:
+    edit_manifest(copy_dir, edit)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        StudentRuntime(copy_dir)
+
+
+def test_manifest_that_is_not_an_object(copy_dir: Path) -> None:
+    (copy_dir / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="must hold a JSON object, not a list"):
         read_manifest(copy_dir)
 
 
