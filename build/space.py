@@ -1,8 +1,8 @@
 """Assemble a Hugging Face Space folder: `python -m build.space OUT_DIR [--model DIR]`.
 
-The Space runs the same app.py and coughkd/ as the desktop build, on the runtime requirements only (no torch):
-README.md with the Spaces front matter, requirements.txt, packages.txt, app.py, coughkd/ and assets/ (examples, model
-card, and the verified model from --model or assets/model). Publish it with
+The Space runs the same app.py, serving.py and coughkd/ as the desktop build, on the runtime requirements only (no
+torch): README.md with the Spaces front matter, requirements.txt, packages.txt, app.py, serving.py, coughkd/ and
+assets/ (examples, model card, and the verified model from --model or assets/model). Publish it with
 `hf upload USER/SPACE OUT_DIR . --repo-type space` (see build/README.md).
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ TITLE = "coughkd"
 SHORT_DESCRIPTION = "Screen a cough recording for COVID-19 (research demo)"  # Spaces allow at most 60 characters
 LICENSE = "mit"
 APT_PACKAGES = ["ffmpeg"]  # coughkd decodes webm/m4a/opus uploads through ffmpeg
+APP_MODULES = ("app.py", "serving.py")  # the UI and how it runs as a process
 
 
 def requirement_name(line: str) -> str:
@@ -101,7 +102,8 @@ def assemble(out: Path, model: Path | None = None) -> Path:
     sdk_version = gradio_version(requirements)
     out.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copy2(ROOT / "app.py", out / "app.py")
+    for module in APP_MODULES:
+        shutil.copy2(ROOT / module, out / module)
     shutil.copytree(ROOT / "coughkd", out / "coughkd", ignore=ignore)
     shutil.copytree(ROOT / "assets", out / "assets", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "model"))
     shutil.copytree(model, out / "assets" / "model", ignore=ignore)

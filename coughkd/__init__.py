@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+# privacy first: it switches telemetry off before anything can import openvino or gradio
+from . import privacy  # noqa: F401
 from .audio import SAMPLE_RATE, Audio, AudioError, load_audio
 from .events import Event
 from .model import SOUND_TYPES, ModelError, StudentRuntime

@@ -1,44 +1,64 @@
 """The Gradio app: every kind of bad input ends as a message, never a crash; the API returns the CLI's JSON."""
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import soundfile as sf
 
 import app
 import coughkd
-from coughkd import EventScore, Prediction
-from coughkd.audio import Audio, load_audio
+from coughkd import SOUND_TYPES, EventScore, ModelError, Prediction
+from coughkd.audio import load_audio
 from tests.model_fixture import make_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "assets" / "examples"
 CALL_CENTRE = EXAMPLES / "cough_call_centre.mp3"
 TELEGRAM = EXAMPLES / "cough_telegram_1.mp3"
-API_KEYS = {"filename", "covid_probability", "cough_probability", "is_cough", "covid_positive", "threshold", "events",
-            "latency_ms", "model", "duration_s", "warnings"}
+SPEECH = EXAMPLES / "speech_not_cough.mp3"
+API_KEYS = {"filename", "covid_probability", "covid_positive", "cough_probability", "is_cough", "sound_type",
+            "sound_probabilities", "threshold", "events", "latency_ms", "model", "duration_s", "warnings"}
 OPERATING_POINT = {"sensitivity": 0.8, "specificity": 0.6, "source": "validation"}
 
 
-def shipped_or_fixture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained model when it has been exported, else the small fixture model (so the tests run before training)."""
+def shipped_model() -> Path | None:
+    """The trained model if one exported for this runtime is there (a runtime change can leave it to be rebuilt)."""
     shipped = REPO / "assets" / "model"
-    if (shipped / "manifest.json").exists():
-        return shipped
-    return make_model_dir(tmp_path_factory.mktemp("model"))
+    try:
+        coughkd.load(shipped)
+    except ModelError:
+        return None
+    return shipped
+
+
+def shipped_or_fixture_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained model when it can run here, else the small fixture model (so the tests run before training)."""
+    return shipped_model() or make_model_dir(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> coughkd.CoughModel:
+    """The fixture model with its gate as built: the example clips do not sound like coughs to it."""
     return coughkd.load(make_model_dir(tmp_path_factory.mktemp("fixture_model")))
 
 
+@pytest.fixture(scope="module")
+def cough_model(tmp_path_factory: pytest.TempPathFactory) -> coughkd.CoughModel:
+    """The fixture model with its gate open: everything is a cough, so every clip gets a COVID-19 score."""
+    return coughkd.load(make_model_dir(tmp_path_factory.mktemp("cough_model"), cough_threshold=0.0))
+
+
 def handle(model: coughkd.CoughModel, path: str | Path | None) -> tuple[dict, str, object]:
-    """What one press of Analyse does: the API step, then the rendering step."""
-    result, analysis = app.analyse(model, None if path is None else str(path))
-    verdict, fig = app.render(result, analysis, OPERATING_POINT)
+    """What one press of Analyse does, in the one request it makes: score the file, then word and draw it."""
+    path = None if path is None else str(path)
+    result, prediction = app.analyse(model, path)
+    verdict, fig = app.render(result, prediction, path, OPERATING_POINT)
     return result, verdict, fig
 
 
@@ -54,23 +74,29 @@ def coughs(seconds: float = 2.0, rate: int = 16000, gain: float = 0.5, seed: int
 
 
 def assert_consistent(result: dict, verdict: str, fig: object) -> None:
-    """A scored clip: CLI-shaped JSON, and a verdict that shows a COVID-19 score only for coughs."""
+    """A scored clip: CLI-shaped JSON, and a verdict and figure that show COVID-19 scores only for coughs."""
     assert set(result) == API_KEYS
-    assert 0.0 <= result["covid_probability"] <= 1.0 and 0.0 <= result["cough_probability"] <= 1.0
+    assert 0.0 <= result["cough_probability"] <= 1.0 and result["sound_type"] in SOUND_TYPES
     assert result["events"] and all(len(e) == 3 and e[0] < e[1] for e in result["events"])
     assert result["latency_ms"] > 0
-    assert f"model `{result['model']}`" in verdict and "inference" in verdict
+    assert f"model `{result['model']}`" in verdict and "decoding and inference" in verdict
+    labels = [t.get_text() for t in fig.axes[0].texts]
     if result["is_cough"]:
+        assert 0.0 <= result["covid_probability"] <= 1.0
         assert "COVID-19 probability" in verdict and "sensitivity 80%" in verdict
     else:
-        assert "does not sound like a cough" in verdict and "COVID-19 probability" not in verdict
+        assert result["covid_probability"] is None and all(e[2] is None for e in result["events"])
+        assert verdict.startswith(f"### {app.HEARD[result['sound_type']]}\n") and app.RECORD_AGAIN in verdict
+        assert "COVID-19 probability" not in verdict and "sensitivity" not in verdict
+        assert set(labels) <= set(SOUND_TYPES), "no event of non-cough audio is labelled with a number"
     assert len(fig.axes) == 2
 
 
-def test_scores_an_example_clip(model: coughkd.CoughModel) -> None:
-    result, verdict, fig = handle(model, TELEGRAM)
+@pytest.mark.parametrize("gate", ["shut", "open"])
+def test_scores_an_example_clip(model: coughkd.CoughModel, cough_model: coughkd.CoughModel, gate: str) -> None:
+    result, verdict, fig = handle(cough_model if gate == "open" else model, TELEGRAM)
     assert_consistent(result, verdict, fig)
-    assert result["filename"] == TELEGRAM.name
+    assert result["filename"] == TELEGRAM.name and result["is_cough"] == (gate == "open")
 
 
 def test_telephone_audio_is_scored_with_a_warning(model: coughkd.CoughModel) -> None:
@@ -126,7 +152,7 @@ def _write_case(case: str, tmp_path: Path) -> Path | None:
     ("empty", "empty"),
     ("silent", "silent"),
     ("too_short", "at least 0.3 s"),
-    ("too_long", "the limit is 10 minutes"),
+    ("too_long", "longer than 10 minutes"),
     ("nan", "NaN or infinity"),
     ("inf", "NaN or infinity"),
     ("truncated_wav", "truncated"),
@@ -142,62 +168,103 @@ def test_bad_input_gives_a_clear_message(model: coughkd.CoughModel, tmp_path: Pa
 
 def test_unexpected_failure_becomes_a_message(tmp_path: Path) -> None:
     class Broken:
-        def predict(self, audio: Audio) -> Prediction:
+        def predict(self, audio: str) -> Prediction:
             raise RuntimeError("inference device lost")
 
-    result, analysis = app.analyse(Broken(), str(TELEGRAM))
-    assert analysis is None and "RuntimeError: inference device lost" in result["error"]
+    result, prediction = app.analyse(Broken(), str(TELEGRAM))
+    assert prediction is None and "RuntimeError: inference device lost" in result["error"]
 
 
-def _prediction(is_cough: bool, covid: float = 0.7, threshold: float = 0.5,
+def test_the_model_gets_the_file_path_so_latency_means_what_the_cli_says(model: coughkd.CoughModel) -> None:
+    """latency_ms covers decoding only if the model decodes: the app must hand it the path, not decoded audio."""
+    given = []
+
+    class Recording:
+        def predict(self, audio: object) -> Prediction:
+            given.append(audio)
+            return model.predict(audio)
+
+    result, _ = app.analyse(Recording(), str(TELEGRAM))
+    assert given == [str(TELEGRAM)] and result["latency_ms"] > 0
+
+
+def test_page_keeps_no_per_session_state(model: coughkd.CoughModel) -> None:
+    """One request gives verdict, figure and JSON, so nothing (decoded audio least of all) waits in a gr.State."""
+    demo = app.build_demo(model)
+    assert not [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert [fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"] == ["predict"]
+    scoring = {fn.name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values()
+               if fn.name != "load_example"}
+    assert scoring == {"page_endpoint": ("score", app.WORKERS), "predict_endpoint": ("score", app.WORKERS)}, \
+        "page and API share one pool of workers"
+
+
+def _prediction(sound_type: str = "cough", covid: float = 0.7, threshold: float = 0.5,
                 warnings: tuple[str, ...] = ()) -> Prediction:
-    events = [EventScore(start_s=0.2, end_s=0.5, covid_probability=covid, cough_probability=0.9 if is_cough else 0.1)]
-    return Prediction(covid_probability=covid, cough_probability=0.9 if is_cough else 0.1, is_cough=is_cough,
-                      covid_positive=covid >= threshold, threshold=threshold, events=events, latency_ms=12.3,
+    """A hand-built Prediction as the runtime makes them: no COVID-19 score anywhere unless it is a cough."""
+    is_cough = sound_type == "cough"
+    probabilities = {kind: 0.07 for kind in SOUND_TYPES} | {sound_type: 0.79}
+    events = [EventScore(start_s=0.2, end_s=0.5, sound_type=sound_type, cough_probability=probabilities["cough"],
+                         covid_probability=covid if is_cough else None)]
+    return Prediction(covid_probability=covid if is_cough else None,
+                      covid_positive=covid >= threshold if is_cough else None,
+                      cough_probability=probabilities["cough"], is_cough=is_cough, sound_type=sound_type,
+                      sound_probabilities=probabilities, threshold=threshold, events=events, latency_ms=12.3,
                       model="test-model", duration_s=2.0, warnings=list(warnings))
 
 
 def test_verdict_for_a_cough_shows_score_and_operating_point() -> None:
-    text = app.verdict_markdown(_prediction(True, covid=0.73, threshold=0.42), OPERATING_POINT)
+    text = app.verdict_markdown(_prediction(covid=0.73, threshold=0.42), OPERATING_POINT)
     assert "COVID-19 probability: 73% (above the threshold of 42%)" in text
     assert "sensitivity 80% and specificity 60%" in text
-    assert "inference 12 ms" in text and "model `test-model`" in text
-    below = app.verdict_markdown(_prediction(True, covid=0.2, threshold=0.42), OPERATING_POINT)
+    assert "decoding and inference 12 ms" in text and "model `test-model`" in text
+    below = app.verdict_markdown(_prediction(covid=0.2, threshold=0.42), OPERATING_POINT)
     assert "20% (below the threshold of 42%)" in below
 
 
 def test_verdict_breaks_the_operating_point_down_by_channel() -> None:
     per_source = {"call-center": {"tp": 44, "fn": 16, "tn": 19, "fp": 5},
                   "telegram": {"tp": 2, "fn": 6, "tn": 38, "fp": 1}}
-    text = app.verdict_markdown(_prediction(True), {**OPERATING_POINT, "per_source": per_source})
+    text = app.verdict_markdown(_prediction(), {**OPERATING_POINT, "per_source": per_source})
     assert ("By recording channel: call-center, 44 of 60 positives caught and 19 of 24 negatives cleared; "
             "telegram, 2 of 8 positives caught and 38 of 39 negatives cleared.") in text
-    assert "By recording channel" not in app.verdict_markdown(_prediction(True), OPERATING_POINT), \
+    assert "By recording channel" not in app.verdict_markdown(_prediction(), OPERATING_POINT), \
         "a manifest without per-channel figures (older models) shows the pooled ones only"
 
 
-def test_verdict_for_a_non_cough_shows_no_covid_score() -> None:
-    text = app.verdict_markdown(_prediction(False, covid=0.9, warnings=("the recording is clipped",)), OPERATING_POINT)
-    assert "does not sound like a cough" in text
-    assert "COVID" not in text.replace("no COVID-19 score is shown", "")
+@pytest.mark.parametrize(("sound_type", "headline"), [
+    ("speech", "### This sounds like speech, not a cough\n"),
+    ("breathing", "### This sounds like breathing, not a cough\n"),
+    ("other", "### This does not sound like a cough\n"),
+])
+def test_verdict_for_a_non_cough_says_what_it_heard_and_shows_no_covid_score(sound_type: str, headline: str) -> None:
+    text = app.verdict_markdown(_prediction(sound_type, warnings=("the recording is clipped",)), OPERATING_POINT)
+    assert text.startswith(headline)
+    assert f"What the model heard: {sound_type} 79%, " in text and "cough 7%" in text
+    assert "Record two or three coughs close to the microphone, with little background noise." in text
+    assert "COVID-19 probability" not in text and "threshold" not in text and "sensitivity" not in text
     assert "- ⚠️ the recording is clipped" in text
 
 
-def test_figure_labels_each_event(tmp_path: Path) -> None:
+def test_figure_labels_coughs_with_their_score_and_other_events_with_their_type(tmp_path: Path) -> None:
     path = tmp_path / "c.wav"
     sf.write(path, coughs(), 16000)
-    fig = app.figure(load_audio(str(path)), _prediction(True, covid=0.61))
-    labels = [t.get_text() for t in fig.axes[0].texts]
-    assert labels == ["61%"] and "COVID-19 score" in fig.axes[0].get_title()
-    fig = app.figure(load_audio(str(path)), _prediction(False))
-    assert [t.get_text() for t in fig.axes[0].texts] == ["10%"] and "cough score" in fig.axes[0].get_title()
+    prediction = _prediction(covid=0.61)
+    prediction.events.append(EventScore(0.8, 1.0, "speech", 0.1, None))
+    fig = app.figure(load_audio(str(path)), prediction)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["61%", "speech"]
+    assert "each cough's COVID-19 score" in fig.axes[0].get_title()
+    fig = app.figure(load_audio(str(path)), _prediction("breathing"))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["breathing"]
+    assert "COVID" not in fig.axes[0].get_title()
 
 
 def test_figure_of_many_events_stays_unlabelled(tmp_path: Path) -> None:
     path = tmp_path / "c.wav"
     sf.write(path, coughs(), 16000)
-    prediction = _prediction(True)
-    prediction.events = [EventScore(0.01 * i, 0.01 * i + 0.005, 0.5, 0.9) for i in range(app.MAX_LABELLED_EVENTS + 1)]
+    prediction = _prediction()
+    prediction.events = [EventScore(0.01 * i, 0.01 * i + 0.005, "cough", 0.9, 0.5)
+                         for i in range(app.MAX_LABELLED_EVENTS + 1)]
     fig = app.figure(load_audio(str(path)), prediction)
     assert not fig.axes[0].texts and "in the API result" in fig.axes[0].get_title()
 
@@ -232,16 +299,37 @@ def test_privacy_note_follows_share(model: coughkd.CoughModel) -> None:
     assert app.PRIVACY[True] in texts(app.build_demo(model, share=True))
 
 
+def test_privacy_note_states_the_deletion_the_app_performs(model: coughkd.CoughModel) -> None:
+    """The note's promise is the cache settings and the exit/start-up clean-up, not an aspiration."""
+    demo = app.build_demo(model)
+    frequency, age = demo.delete_cache
+    assert frequency == age == 3600 and "an hour old" in app.KEPT and "within two hours" in app.KEPT
+    assert "when it stops" in app.KEPT and "next start if it was killed" in app.KEPT
+
+
+def test_a_busy_port_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, str(REPO / "app.py"), "--no-browser", "--port", str(port),
+                               "--model", str(tmp_path / "never_loaded")],
+                              check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and "--port 0 picks a free one" in line
+
+
 @pytest.mark.slow
 def test_api_endpoint_over_http(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     from gradio_client import Client, handle_file
 
     demo = app.build_demo(coughkd.load(shipped_or_fixture_model(tmp_path_factory)))
     try:
-        client = Client(app.launch(demo, port=0, block=False), verbose=False)
+        client = Client(app.launch(demo, port=0), verbose=False)
         result = client.predict(handle_file(str(TELEGRAM)), api_name="/predict")
         assert set(result) == API_KEYS and result["filename"] == TELEGRAM.name
-        assert isinstance(result["events"], list) and 0.0 <= result["covid_probability"] <= 1.0
+        assert isinstance(result["events"], list) and isinstance(result["sound_probabilities"], dict)
         bad = tmp_path / "bad.wav"
         bad.write_text("not audio")
         assert "not a readable audio file" in client.predict(handle_file(str(bad)), api_name="/predict")["error"]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app import free_port
 from build import smoke, space
+from serving import free_port
 from tests.test_build_exe import model_to_ship
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,8 @@ def test_space_requirements_drop_training_packages_comments_and_options() -> Non
 
 
 def test_folder_holds_the_app_runtime_and_a_verified_model(space_dir: Path) -> None:
-    assert (space_dir / "coughkd" / "__init__.py").is_file()
+    assert (space_dir / "app.py").is_file() and (space_dir / "serving.py").is_file()
+    assert (space_dir / "coughkd" / "__init__.py").is_file() and (space_dir / "coughkd" / "privacy.py").is_file()
     assert not list(space_dir.rglob("__pycache__"))
     assert sorted(p.name for p in (space_dir / "assets" / "examples").glob("*.mp3"))
     space.read_manifest(space_dir / "assets" / "model")
@@ -90,12 +91,13 @@ def test_space_runs_in_a_fresh_venv_from_its_requirements(space_dir: Path, tmp_p
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = str(venv_python(venv))
     start = time.monotonic()
-    install = subprocess.run([python, "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd=space_dir,
-                             capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "-r", "requirements.txt"], check=False,
+                             cwd=space_dir, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
     assert install.returncode == 0, install.stdout[-4000:] + install.stderr[-4000:]
     install_s = time.monotonic() - start
-    lean = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('torch'), "
-                           "u.find_spec('transformers'))"], capture_output=True, text=True, timeout=60)
+    lean = subprocess.run([python, "-c", ("import importlib.util as u; print(u.find_spec('torch'), "
+                                          "u.find_spec('transformers'))")],
+                          check=False, capture_output=True, text=True, timeout=60)
     assert lean.stdout.split() == ["None", "None"], lean.stdout + lean.stderr
 
     # As on Spaces: no arguments; they set where to listen. BROWSER=true makes the app's "open a browser" a no-op.
@@ -110,5 +112,5 @@ def test_space_runs_in_a_fresh_venv_from_its_requirements(space_dir: Path, tmp_p
         result = smoke.predict(server.url, space_dir / smoke.EXAMPLE)
     assert "error" not in result, result
     assert result["filename"] == smoke.EXAMPLE.name
-    assert 0.0 <= result["covid_probability"] <= 1.0
+    assert result["covid_probability"] is None if not result["is_cough"] else 0.0 <= result["covid_probability"] <= 1.0
     assert result["events"]
