@@ -21,7 +21,7 @@ TRAINING_ONLY = {"torch", "torchvision", "torchaudio", "transformers", "accelera
 TITLE = "coughkd"
 SHORT_DESCRIPTION = "Screen a cough recording for COVID-19 (research demo)"  # Spaces allow at most 60 characters
 LICENSE = "mit"
-APT_PACKAGES = ["ffmpeg"]  # coughkd decodes webm/m4a/opus uploads through ffmpeg
+APT_PACKAGES = ["ffmpeg"]  # for Gradio's own audio conversions; coughkd decodes every format with PyAV in-process
 APP_MODULES = ("app.py", "serving.py")  # the UI and how it runs as a process
 
 

@@ -1,5 +1,5 @@
 """training/export.py: the FP32 IR matches torch at every clip length, the INT8 IR tracks the FP32 one, and the
-manifest lets the runtime verify what it loads (CONTRACT.md, "The shipped model folder")."""
+manifest lets the runtime verify what it loads (coughkd.model checks it)."""
 from __future__ import annotations
 
 import copy
@@ -15,10 +15,9 @@ from torch import nn
 
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import front_end_spec, log_mel
-from coughkd.model import sha256_file
+from coughkd.model import OUTPUTS, SOUND_TYPES, sha256_file
 from training.export import (
     INPUT_NAME,
-    OUTPUT_NAMES,
     PARITY_FRAMES,
     PARITY_TOLERANCE,
     VARIANTS,
@@ -33,7 +32,7 @@ N_MELS = 64
 
 
 class TinyStudent(nn.Module):
-    """Stand-in with the student contract: log-mel (B, 64, T) -> (covid_logit (B,), cough_logit (B,))."""
+    """Stand-in with the exported contract: log-mel (B, 64, T) -> (covid_logit (B,), sound_logits (B, 4))."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -42,12 +41,12 @@ class TinyStudent(nn.Module):
             nn.Conv1d(32, 32, 3, padding=1), nn.ReLU(),
         )
         self.covid_head = nn.Linear(64, 1)
-        self.cough_head = nn.Linear(64, 1)
+        self.sound_head = nn.Linear(64, len(SOUND_TYPES))
 
     def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(log_mel)
         embedding = torch.cat([h.mean(-1), h.amax(-1)], dim=-1)
-        return self.covid_head(embedding).squeeze(-1), self.cough_head(embedding).squeeze(-1)
+        return self.covid_head(embedding).squeeze(-1), self.sound_head(embedding)
 
 
 def tiny_student() -> nn.Module:
@@ -72,11 +71,12 @@ def sound_log_mels(n: int, seed: int, seconds: float = 1.0) -> np.ndarray:
 
 
 def real_student() -> nn.Module:
-    """The lead's log-mel CNN with batch-norm statistics fitted to sound-like inputs, as training leaves them;
-    untrained statistics make its outputs almost constant, which would make any comparison vacuous."""
+    """What is shipped: the log-mel CNN and the sound-type gate (students.Screener) with batch-norm statistics fitted
+    to sound-like inputs, as training leaves them; untrained statistics make its outputs almost constant, which
+    would make any comparison vacuous."""
     students = pytest.importorskip("training.models.students")
     torch.manual_seed(0)
-    model = students.build_student("cnn")
+    model = students.Screener(students.build_student("cnn"), students.SoundTypeCNN())
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = None
@@ -95,8 +95,8 @@ def test_fp32_ir_matches_torch_at_every_length(make_student, tmp_path: Path) -> 
     ir = ov.Core().read_model(xml)
     assert [i.get_names() for i in ir.inputs] == [{INPUT_NAME}]
     assert str(ir.input(0).get_partial_shape()) == "[?,64,?]"
-    assert [o.get_names() for o in ir.outputs] == [{name} for name in OUTPUT_NAMES]
-    assert all(str(o.get_partial_shape()) == "[?]" for o in ir.outputs)
+    assert [o.get_names() for o in ir.outputs] == [{name} for name in OUTPUTS]
+    assert [str(o.get_partial_shape()) for o in ir.outputs] == ["[?]", f"[?,{len(SOUND_TYPES)}]"]
     constants = [op for op in ir.get_ops() if op.get_type_name() == "Constant"]
     assert not [c for c in constants if c.get_output_element_type(0) == ov.Type.f16], "weights were compressed to fp16"
 
@@ -107,7 +107,7 @@ def test_fp32_ir_matches_torch_at_every_length(make_student, tmp_path: Path) -> 
 
     changed = copy.deepcopy(model)
     with torch.no_grad():
-        changed.covid_head.bias += 0.01
+        next(p for name, p in changed.named_parameters() if name.endswith("covid_head.bias")).add_(0.01)
     assert parity(changed, xml, inputs[..., :101]) > PARITY_TOLERANCE, "parity cannot see a changed model"
 
 
@@ -138,13 +138,13 @@ def test_int8_ir_tracks_fp32(shipped: tuple[Path, dict]) -> None:
     assert info["method"] == "ptq"
     int8 = ov.Core().read_model(out / VARIANTS["int8"])
     assert sum(op.get_type_name() == "FakeQuantize" for op in int8.get_ops()) == info["quantizers"] > 0
-    assert [o.get_names() for o in int8.outputs] == [{name} for name in OUTPUT_NAMES]
+    assert [o.get_names() for o in int8.outputs] == [{name} for name in OUTPUTS]
 
     x = sound_log_mels(64, seed=2)
     fp32_out = compile_f32(out / VARIANTS["fp32"])(x)
     int8_out = compile_f32(int8)(x)
-    for name in OUTPUT_NAMES:
-        r = np.corrcoef(fp32_out[name], int8_out[name])[0, 1]
+    for name in OUTPUTS:
+        r = np.corrcoef(fp32_out[name].ravel(), int8_out[name].ravel())[0, 1]
         print(f"{name}: INT8 vs FP32 correlation {r:.5f}, max abs diff {np.abs(fp32_out[name] - int8_out[name]).max():.3f}")
         assert r > 0.99, f"{name}: INT8 vs FP32 correlation {r:.4f}"
 
@@ -160,7 +160,8 @@ def test_manifest_lets_the_runtime_verify_the_folder(shipped: tuple[Path, dict])
     assert manifest["variants"] == {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
     assert manifest["input"] == {"sample_rate": 16000, "window_seconds": 1.0, "covid_input": "whole clip",
                                  "front_end": front_end_spec()}
-    assert manifest["outputs"] == ["covid_logit", "cough_logit"]
+    assert manifest["outputs"] == ["covid_logit", "sound_logits"]
+    assert manifest["sound_types"] == list(SOUND_TYPES)
     assert set(manifest["threshold"]) == {"covid", "cough"}
     assert manifest["operating_point"]["source"] == "validation"
     assert manifest["metrics"]["auc"] == pytest.approx(0.75)
@@ -180,7 +181,8 @@ def test_runtime_loads_the_exported_folder(shipped: tuple[Path, dict]) -> None:
     burst = np.sin(2 * np.pi * 400 * t) * np.exp(-((t - 0.5) ** 2) / 0.005)
     waveform = (burst + 0.01 * np.random.default_rng(3).normal(size=t.size)).astype(np.float32)
     prediction = coughkd.load(shipped[0]).predict(waveform, sample_rate=16000)
-    assert 0.0 <= prediction.covid_probability <= 1.0
+    assert prediction.sound_type in SOUND_TYPES and 0.0 <= prediction.cough_probability <= 1.0
+    assert (prediction.covid_probability is None) == (prediction.cough_probability < 0.5)
     assert prediction.model == "coughkd-test"
 
 
@@ -213,9 +215,11 @@ def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, c
     model = real_student()
     run = tmp_path / "runs" / "demo"
     run.mkdir(parents=True)
-    parameters = sum(p.numel() for p in model.parameters())
-    torch.save({"family": "cnn", "config": {}, "state_dict": model.state_dict(), "parameters": parameters},
+    parameters, gate_parameters = (sum(p.numel() for p in part.parameters()) for part in (model.covid, model.sound))
+    torch.save({"family": "cnn", "config": {}, "state_dict": model.covid.state_dict(), "parameters": parameters},
                run / "student.pt")
+    torch.save({"state_dict": model.sound.state_dict(), "parameters": gate_parameters, "threshold": 0.5},
+               run / "sound_cnn.pt")
     np.save(run / "calibration.npy", sound_log_mels(32, seed=6))
     (run / "metrics.json").write_text(json.dumps({
         "threshold": {"covid": 0.4, "cough": 0.5},
@@ -225,12 +229,14 @@ def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, c
         "data": {"train": 10},
     }))
     out = tmp_path / "model"
-    main(["--checkpoint", str(run / "student.pt"), "--run-dir", str(run), "--out", str(out)])
+    main(["--checkpoint", str(run / "student.pt"), "--gate", str(run / "sound_cnn.pt"), "--run-dir", str(run),
+          "--out", str(out)])
     print(capsys.readouterr().out)
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model_id"] == "coughkd-cnn-demo"
-    assert manifest["student"] == {"family": "cnn", "parameters": parameters}
+    assert manifest["student"] == {"family": "cnn", "parameters": parameters, "gate_parameters": gate_parameters}
+    assert manifest["sound_types"] == list(SOUND_TYPES)
     assert manifest["threshold"] == {"covid": 0.4, "cough": 0.5}
     assert manifest["metrics"]["export"]["fp32_parity_max_abs_diff"] < PARITY_TOLERANCE
     assert manifest["metrics"]["export"]["int8"]["quantizers"] > 0
