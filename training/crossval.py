@@ -66,11 +66,11 @@ def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndarray], held: np.ndarray,
-             student_config: dict, teacher_config: dict, gate: tuple[SoundTypeCNN, float]) -> dict[str, np.ndarray]:
+             student_config: dict, teacher_config: dict) -> tuple[dict[str, np.ndarray], torch.nn.Module]:
     """COVID-19 probabilities of the ``held`` recordings (a mask over ``clips``, the cross-validated clips only) from
-    the teacher, the student (and each of its members; and on each recording's cough parts as the run's gate
-    cuts them, (network, threshold) ``gate``) and the baseline, all fitted on the other clips, with ``held`` in the
-    role of the validation split. Arrays are aligned with ``np.flatnonzero(held)``."""
+    the teacher, the student (and each of its members) and the baseline, all fitted on the other clips, with
+    ``held`` in the role of the validation split, and the fold's student. Arrays are aligned with
+    ``np.flatnonzero(held)``."""
     part = replace(clips, split=np.where(held, "val", "train"))
     part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
     model = from_checkpoint(distill.train_student(part, part_cache, student_config, feats))
@@ -80,17 +80,24 @@ def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndar
     fit = np.flatnonzero(~held & (clips.recording >= 0))
     baseline = MfccBaseline(teacher_config["seed"]).fit([feats[i].waveform for i in fit], clips.covid_label[fit])
     names = model.member_names
-    network = Screener(model, gate[0]).eval()
+    return {STUDENT: sigmoid(members.mean(axis=1)),
+            **({f"student member: {n}": sigmoid(members[:, k]) for k, n in enumerate(names)} if len(names) > 1 else {}),
+            "teacher": sigmoid(part_cache["covid_logit"][scored]),
+            "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored])}, model
+
+
+def cough_part_probabilities(student: torch.nn.Module, gate: dict, feats: list[ClipFeatures]) -> np.ndarray:
+    """A fold's student on each recording's cough parts, as the runtime scores them with the run's gate
+    (training.gate's checkpoint): events the gate hears as speech or other sounds cut out (coughkd.predict)."""
+    sound = SoundTypeCNN()
+    sound.load_state_dict(gate["state_dict"])
+    network = Screener(student, sound).eval()
 
     @torch.no_grad()
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return tuple(t.numpy() for t in network(torch.from_numpy(x)))
 
-    cut = np.array([score(run, feats[i], gate[1]).covid_logit for i in scored])
-    return {STUDENT: sigmoid(members.mean(axis=1)), CUT: sigmoid(cut),
-            **({f"student member: {n}": sigmoid(members[:, k]) for k, n in enumerate(names)} if len(names) > 1 else {}),
-            "teacher": sigmoid(part_cache["covid_logit"][scored]),
-            "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored])}
+    return sigmoid(np.array([score(run, f, gate["threshold"]).covid_logit for f in feats]))
 
 
 def section(results: dict, report: dict) -> str:
@@ -106,9 +113,9 @@ def section(results: dict, report: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(format_auc(g) for g in r["per_source"].values()) + " |")
     lines += ["", "The student against the others on the same out-of-fold scores, paired (one bootstrap resamples the "
               "same recordings for both):", "", paired_table("student", report["paired"]).rstrip("\n"),
-              "", f"What the gate's cut costs: in {report['recordings_cut']} of the {report['recordings']} recordings the "
-              "gate hears events as speech or other sounds, and the runtime scores them without those events; paired "
-              "against the same students on the whole recordings:", "",
+              "", f"What the gate's cut costs: in {report['recordings_cut']} of the {report['recordings']} recordings "
+              "the gate hears events as speech or other sounds, and the runtime scores them without those events; "
+              "paired against the same students on the whole recordings:", "",
               paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n"),
               "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
     return "\n".join(lines)
@@ -129,22 +136,25 @@ def main(argv: list[str]) -> dict:
         student_config["seed"] = config["student_seed"]
     teacher_config = {"seed": config["seed"], "mfcc_probe": json.loads((run / "teacher_summary.json").read_text())[
         "mfcc_probe"]}
-    gate_checkpoint = torch.load(run / "sound_cnn.pt", map_location="cpu", weights_only=False)
-    gate_network = SoundTypeCNN()
-    gate_network.load_state_dict(gate_checkpoint["state_dict"])
-    gate = (gate_network.eval(), gate_checkpoint["threshold"])
     feats = features(clips)
 
     labelled = np.flatnonzero(clips.recording >= 0)
     strata = np.array([f"{s}/{y}" for s, y in zip(clips.source[labelled], clips.covid_label[labelled])])
     scores: dict[str, np.ndarray] = {}
     splitter = StratifiedKFold(config["folds"], shuffle=True, random_state=config["seed"])
+    students = []
     for k, (_, held_rows) in enumerate(splitter.split(labelled, strata)):
         print(f"fold {k + 1}/{config['folds']}")
         held = np.zeros(len(clips), dtype=bool)
         held[labelled[held_rows]] = True
-        for name, values in run_fold(clips, feats, cache, held, student_config, teacher_config, gate).items():
+        fold_scores, student = run_fold(clips, feats, cache, held, student_config, teacher_config)
+        for name, values in fold_scores.items():
             scores.setdefault(name, np.zeros(len(labelled)))[held_rows] = values
+        students.append((held_rows, student))
+    gate = torch.load(run / "sound_cnn.pt", map_location="cpu", weights_only=False)
+    scores[CUT] = np.zeros(len(labelled))
+    for held_rows, student in students:
+        scores[CUT][held_rows] = cough_part_probabilities(student, gate, [feats[i] for i in labelled[held_rows]])
 
     y, sources = clips.covid_label[labelled], clips.source[labelled].astype(str)
     results = {name: evaluate_scores(y, p, sources, config["n_boot"], config["seed"]) for name, p in scores.items()}
