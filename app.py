@@ -37,7 +37,6 @@ LARGE_LANE = {"running": 1, "waiting": 1}
 WORKERS = 4  # scoring threads: the large lane can hold at most two, so two are always left for everyone else
 QUEUE_SIZE = 32  # requests waiting beyond the workers; more are refused with Gradio's "currently busy" message
 CACHE_LIFETIME_S = 3600  # uploads and recordings are deleted from the app's temp folder after an hour (checked hourly)
-BUSY_KEY = "busy"
 FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Helvetica Neue", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace"]
 I18N = gr.I18n(**{lang: text.page_text(lang) for lang in text.LANGUAGES})
@@ -89,7 +88,8 @@ def analyse(model: coughkd.CoughModel, path: str | None) -> tuple[dict[str, Any]
 
 
 def busy_message(lang: str) -> str:
-    return text.say(lang, BUSY_KEY, megabytes=LARGE_UPLOAD_BYTES // 2**20)
+    """The large-upload lane is full: come back in a minute, or send a file small enough to skip it."""
+    return text.say(lang, "busy", megabytes=LARGE_UPLOAD_BYTES // 2**20)
 
 
 def build_demo(model: coughkd.CoughModel, share: bool = False) -> gr.Blocks:
@@ -184,12 +184,13 @@ def build_demo(model: coughkd.CoughModel, share: bool = False) -> gr.Blocks:
 
         quiet = {"js": browser.CONTEXT_JS, "show_progress": "hidden", "api_visibility": "private", "queue": False}
         demo.load(show_stored, inputs=[store, context], outputs=[verdict, history, store], **quiet)
+        analysis = button.click(page_endpoint, inputs=[audio, prevalence, store, context],
+                                outputs=[verdict, plot, report_link, result, store, history], js=browser.CONTEXT_JS,
+                                show_progress_on=[plot], api_visibility="private", concurrency_limit=WORKERS,
+                                concurrency_id="score")
+        analysis.then(None, js=browser.SHOW_RESULT_JS)
         audio.change(recording_changed, inputs=[audio, store, context],
-                     outputs=[verdict, plot, report_link, result, store], **quiet)
-        button.click(page_endpoint, inputs=[audio, prevalence, store, context],
-                     outputs=[verdict, plot, report_link, result, store, history], js=browser.CONTEXT_JS,
-                     show_progress_on=[plot], api_visibility="private", concurrency_limit=WORKERS,
-                     concurrency_id="score").then(None, js=browser.SHOW_RESULT_JS)
+                     outputs=[verdict, plot, report_link, result, store], cancels=[analysis], **quiet)
         prevalence.change(prevalence_changed, inputs=[prevalence, store, context], outputs=verdict,
                           trigger_mode="always_last", **quiet)
         clear.click(clear_history, inputs=[store, context], outputs=[store, history], **quiet)

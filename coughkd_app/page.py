@@ -67,8 +67,10 @@ def present(prediction: Prediction | None, error: str | None, path: str | None, 
             manifest: dict[str, Any], prevalence: float, lang: str, time: str) -> Shown:
     """The page's view of one analysis: an error's message, or the verdict, figure and report of a prediction."""
     name = display_name(path, lang)
-    if prediction is None or not path:
-        return Shown(view.verdict_html(error_entry(error or say(lang, "no_audio"), name, time), prevalence, lang))
+    if not path:
+        return Shown(view.verdict_html(error_entry(say(lang, "no_audio")), prevalence, lang))
+    if prediction is None:
+        return Shown(view.verdict_html(error_entry(error or say(lang, "headline_error"), name, time), prevalence, lang))
     try:
         audio = load_audio(path)
     except Exception:

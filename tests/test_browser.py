@@ -12,6 +12,7 @@ Full-page screenshots go to reports/screenshots/ (kept by CI as an artefact).
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -209,6 +210,26 @@ def test_each_format_phones_and_browsers_record_is_accepted(chromium: Any, gate_
     assert headline_of(verdict) == HEADLINES["headline_retake"] or channel in one_line(verdict), verdict
     hosts = {urlparse(url).hostname for url in requested if not url.startswith(("data:", "blob:"))}
     assert hosts == {"127.0.0.1"}, f"the page fetched from {hosts}"
+
+
+def test_a_webm_dropped_on_the_recorder_is_accepted(chromium: Any, gate_open: str, clips: dict[str, Path]) -> None:
+    """Drag and drop takes the same route as the picker: a .webm typed video/webm, as Chromium types it, goes in."""
+    from playwright.sync_api import expect
+
+    clip = clips["webm"]
+    with opened(chromium, gate_open) as page:
+        page.locator("#recording .source-selection button[aria-label='Upload file']").click()
+        page.locator("#recording .upload-container").evaluate("""(zone, [data, name]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: "video/webm"}));
+            for (const type of ["dragenter", "dragover", "drop"]) {
+              zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+            }
+        }""", [base64.b64encode(clip.read_bytes()).decode("ascii"), clip.name])
+        expect(page.locator("#verdict")).to_have_text(text.say("en", "ready", name=clip.name),
+                                                      timeout=RESULT_TIMEOUT_MS)
+        assert "Invalid file type" not in page.locator("body").inner_text()
 
 
 def headline_of(verdict: str) -> str:
