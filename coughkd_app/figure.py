@@ -35,15 +35,17 @@ def envelope(waveform: np.ndarray, columns: int = PLOT_POINTS) -> tuple[np.ndarr
     return centres, usable.min(axis=1), usable.max(axis=1)
 
 
-def event_label(event: EventScore, lang: str) -> str:
-    """A cough's COVID-19 score, or what the event sounds like (events of non-cough audio carry no score)."""
-    if event.covid_probability is not None:
+def event_label(event: EventScore, lang: str, scores: bool) -> str:
+    """A cough's COVID-19 score, or what the event sounds like (events of non-cough audio carry no score, and no
+    event shows one when the recording gave no result)."""
+    if scores and event.covid_probability is not None:
         return f"{pct(event.covid_probability)}%"
     return say(lang, f"sound_{event.sound_type}")
 
 
-def draw(audio: Audio, prediction: Prediction, lang: str = "en") -> Figure:
-    """The figure, its words in `lang` where the bundled font can draw them (else English)."""
+def draw(audio: Audio, prediction: Prediction, lang: str = "en", scores: bool = True) -> Figure:
+    """The figure, its words in `lang` where the bundled font can draw them (else English); `scores` False draws
+    what each event sounds like instead of its score (a recording to record again has no result to show)."""
     lang = lang if lang in FIGURE_LANGUAGES else "en"
     sr = audio.sample_rate
     spectrogram = log_mel(audio.waveform)
@@ -69,11 +71,11 @@ def draw(audio: Audio, prediction: Prediction, lang: str = "en") -> Figure:
             continue
         for edge in (event.start_s, event.end_s):
             spec_ax.axvline(edge, color="#7fdbff", linewidth=1.2, linestyle="--")
-        wave_ax.text((event.start_s + event.end_s) / 2, 1.25 + 0.35 * (i % 2), event_label(event, lang),
+        wave_ax.text((event.start_s + event.end_s) / 2, 1.25 + 0.35 * (i % 2), event_label(event, lang, scores),
                      ha="center", va="center", fontsize=SMALLEST_FONT_PT)
     if not labelled:
         title = say(lang, "figure_title_many", events=len(prediction.events))
-    elif prediction.is_cough:
+    elif prediction.is_cough and scores:
         title = say(lang, "figure_title_cough")
     else:
         title = say(lang, "figure_title_other")

@@ -14,7 +14,6 @@ from coughkd import Prediction
 
 from .quality import MIN_COUGH_SECONDS, MIN_LOUD_CREST, MIN_SNR_DB, Quality, channel
 
-OUTCOMES = ("positive", "negative", "retake", "not_cough", "error")
 SOURCE_OF_CHANNEL = {"telephone": "call-center", "app": "telegram"}  # the data set's names for the two channels
 DEFAULT_PREVALENCE = 5.0  # percent: stated on the page, for people who do not know their local figure
 Z95 = 1.959964
@@ -65,7 +64,8 @@ def cough_spread(prediction: Prediction) -> dict[str, Any] | None:
 
 
 def outcome(prediction: Prediction, quality: Quality | None) -> str:
-    """positive / negative for a cough recording that passed the checks, retake if it failed one, not_cough."""
+    """positive / negative for a cough recording that passed the checks, retake if it failed one, not_cough; an
+    entry of a recording that could not be analysed has "error" (error_entry)."""
     if not prediction.is_cough:
         return "not_cough"
     if quality is not None and quality.problems:
@@ -90,8 +90,7 @@ def summarise(prediction: Prediction, quality: Quality | None, original_sample_r
         "threshold": prediction.threshold,
         "channel": kind,
         "figures": figures(operating_point, SOURCE_OF_CHANNEL[kind]),
-        "validation": {"source": operating_point.get("source", "validation"),
-                       "pooled": figures(operating_point, None),
+        "validation": {"pooled": figures(operating_point, None),
                        "per_source": {s: figures(operating_point, s) for s in operating_point.get("per_source", {})}},
         "spread": cough_spread(prediction) if prediction.is_cough else None,
         "events": len(prediction.events),

@@ -80,7 +80,7 @@ def present(prediction: Prediction | None, error: str | None, path: str | None, 
     entry = summarise(prediction, quality, audio.original_sample_rate, name, operating_point, time)
     alt = view.alt_text(entry, lang)
     try:
-        image = figure.png(figure.draw(audio, prediction, lang))
+        image = figure.png(figure.draw(audio, prediction, lang, scores=entry["outcome"] in view.SCORED))
     except Exception:
         log.exception("figure failed for %s", name)  # a failed drawing must not hide the verdict
         image = None

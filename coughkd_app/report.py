@@ -10,7 +10,7 @@ from typing import Any
 
 from .interpret import predictive_values
 from .text import decimal, say
-from .view import esc, figure_html, pct, verdict_html
+from .view import SCORED, esc, figure_html, pct, verdict_html
 
 PREVALENCES = (1.0, 2.0, 5.0, 10.0, 20.0)  # percent: the table's rows, with the page's own value added
 STYLE = """
@@ -57,7 +57,7 @@ def report_html(entry: dict[str, Any], png: bytes | None, alt: str, prevalence: 
              f"<title>{esc(say(lang, 'report_title'))}: {esc(entry.get('name', ''))}</title>",
              f"<style>{STYLE}</style></head><body>",
              f"<h1>{esc(say(lang, 'report_title'))}</h1>", verdict]
-    if entry["outcome"] in ("positive", "negative"):
+    if entry["outcome"] in SCORED:
         parts.append(prevalence_table(entry, prevalence, lang))
     if png is not None:
         parts.append(figure_html(png, alt))

@@ -12,6 +12,7 @@ from .interpret import predictive_values
 from .text import decimal, say
 
 HISTORY_SIZE = 10  # results kept in the browser; older ones drop off
+SCORED = ("positive", "negative")  # the outcomes that show COVID-19 scores; "retake" shows none, not even per cough
 
 
 def pct(fraction: float) -> str:
@@ -20,6 +21,7 @@ def pct(fraction: float) -> str:
 
 
 def esc(text: object) -> str:
+    """Text (and attribute values) safe to put in the page's HTML."""
     return html.escape(str(text), quote=True)
 
 
@@ -32,6 +34,7 @@ def headline(entry: dict[str, Any], lang: str) -> str:
 
 
 def next_step(entry: dict[str, Any], lang: str) -> str:
+    """What the person should do now, for the entry's outcome."""
     kind = entry["outcome"]
     return say(lang, "next_not_cough" if kind == "not_cough" else f"next_{kind}")
 
@@ -96,6 +99,7 @@ def full_numbers(entry: dict[str, Any], lang: str) -> list[str]:
 
 
 def paragraphs(lines: list[str], cls: str = "") -> str:
+    """Lines of text as escaped <p> elements."""
     attribute = f' class="{cls}"' if cls else ""
     return "".join(f"<p{attribute}>{esc(line)}</p>" for line in lines)
 
@@ -116,7 +120,7 @@ def verdict_html(entry: dict[str, Any], prevalence: float, lang: str) -> str:
                           for p in entry["problems"])
         parts.append(f'<ul class="verdict-reasons">{reasons}</ul>')
     parts.append(paragraphs([next_step(entry, lang)], "verdict-next"))
-    if kind in ("positive", "negative"):
+    if kind in SCORED:
         parts.append(f'<h3>{esc(say(lang, "how_sure"))}</h3>')
         parts.append(paragraphs(how_sure(entry, prevalence, lang)))
         spread = entry.get("spread")
@@ -140,7 +144,7 @@ def alt_text(entry: dict[str, Any], lang: str) -> str:
     parts = [say(lang, "figure_alt", name=entry["name"], seconds=decimal(lang, entry["duration_s"]),
                       events=entry["events"])]
     spread = entry.get("spread")
-    if spread:
+    if spread and entry["outcome"] in SCORED:
         parts.append(say(lang, "figure_alt_coughs", coughs=spread["count"], low=pct(spread["low"]),
                          high=pct(spread["high"])))
     parts.append(headline(entry, lang) + ".")
@@ -162,9 +166,10 @@ def report_link_html(report: str, filename: str, lang: str) -> str:
 
 
 def history_card(entry: dict[str, Any], lang: str) -> str:
+    """One result of the history: recording, time, headline and its score or reason, in a few lines."""
     kind = entry["outcome"]
     detail = ""
-    if kind in ("positive", "negative"):
+    if kind in SCORED:
         detail = say(lang, "history_score", score=pct(entry["covid_probability"]))
     elif kind == "retake":
         detail = " ".join(say(lang, f"reason_{p}") for p in entry["problems"])

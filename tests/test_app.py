@@ -124,6 +124,7 @@ def test_heavily_clipped_cough_is_no_result_but_a_request_to_record_again(cough_
     assert_consistent(result, shown)
     assert result["covid_probability"] is not None, "the API still reports the score, as the CLI does"
     assert shown.entry["outcome"] == "retake" and "clipped" in shown.entry["problems"]
+    assert "%" not in re.search(r'alt="([^"]*)"', shown.figure).group(1), "no per-cough score in a non-result"
     assert plain(shown.verdict).startswith("Result for clipped.wav · 2 s · 10:42 No result: please record again")
 
 
@@ -238,6 +239,9 @@ def test_figure_labels_coughs_with_their_score_and_other_events_with_their_type(
     assert figure.png(fig).startswith(b"\x89PNG")
     assert figure.draw(load_audio(str(path)), prediction, "hi").axes[1].get_xlabel() == "time (s)", \
         "DejaVu Sans has no Devanagari: a Hindi page gets an English figure"
+    unscored = figure.draw(load_audio(str(path)), prediction, "en", scores=False)
+    assert [t.get_text() for t in unscored.axes[0].texts] == ["cough", "speech"]
+    assert unscored.axes[0].get_title().replace("\n", " ") == text.say("en", "figure_title_other")
 
 
 def test_figure_of_many_events_stays_unlabelled(tmp_path: Path) -> None:

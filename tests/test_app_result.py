@@ -167,6 +167,13 @@ def test_alt_text_says_what_the_figure_shows_and_the_result() -> None:
                    "coughs, scoring 17% to 75% each. No sign of COVID-19 found in this cough.")
 
 
+def test_a_recording_to_record_again_shows_no_score_anywhere_but_the_full_numbers() -> None:
+    e = entry(prediction(scores=(0.17, 0.75)), quality=Quality(True, 1.5, 30.0, 2, 0.8, ["clipped"]))
+    assert "%" not in view.alt_text(e, "en") and "%" not in plain(view.history_html([e], "en"))
+    verdict = plain(view.verdict_html(e, 5.0, "en"))
+    assert "%" not in verdict.split("Full numbers")[0]
+
+
 def test_history_lists_results_side_by_side_newest_first() -> None:
     first, second = entry(prediction(covid=0.3), name="first.wav"), entry(prediction(covid=0.8), name="second.wav")
     store = page.remember(page.remember(None, first), second)

@@ -275,9 +275,11 @@ def test_a_clipped_recording_is_no_result_with_the_reason(chromium: Any, gate_op
     with opened(chromium, gate_open) as page:
         upload(page, clips["too_loud"])
         verdict = analyse(page, clips["too_loud"].name, "clipped.png")
+        alt = page.locator("#result-figure img").get_attribute("alt")
     assert headline_of(verdict) == HEADLINES["headline_retake"], verdict
     assert text.say("en", "reason_clipped") in verdict and text.say("en", "tip_clipped") in verdict
     assert "How sure" not in verdict and "flagged" not in verdict.split("Full numbers")[0]
+    assert "%" not in alt, f"a recording to record again shows no score, not even per cough: {alt}"
 
 
 def test_a_cough_in_plain_words_with_its_channels_figures_history_and_no_stale_result(chromium: Any,
