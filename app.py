@@ -1,8 +1,8 @@
-"""coughkd demo: record or upload a cough and see the student model's COVID-19 score.
+"""coughkd demo: record or upload a cough and see what the student model makes of it, in plain words.
 
-A thin Gradio front end over `coughkd`: every number shown comes from `CoughModel.predict` on the uploaded file, and
-the figure's data from `coughkd.audio.load_audio` and `coughkd.features.log_mel` in the same request, so nothing
-decoded outlives the answer. How it runs as a process (its temp folder, signals, the port, the lane for large
+A thin Gradio front end: every number shown comes from `CoughModel.predict` on the uploaded file; what it means for
+the person (quality checks, channel figures, predictive values), the figure, the report and the page's words in four
+languages are in coughkd_app/; how it runs as a process (its temp folder, signals, the port, the lane for large
 uploads) is in serving.py. Run `python app.py --help`.
 """
 from __future__ import annotations
@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
-from matplotlib.figure import Figure
 
 import serving
-from coughkd import AudioError, EventScore, ModelError, Prediction
-from coughkd.audio import Audio, load_audio
-from coughkd.features import HOP_LENGTH, N_MELS, log_mel
+from coughkd import AudioError, ModelError, Prediction
+from coughkd_app import browser, page, text, view
+from coughkd_app.interpret import DEFAULT_PREVALENCE, error_entry
 from serving import Busy, LargeUploadLane
 
 IMPORTED = time.perf_counter()  # start-up is measured from here: imports are the interpreter's cost, not ours
@@ -39,33 +37,29 @@ LARGE_LANE = {"running": 1, "waiting": 1}
 WORKERS = 4  # scoring threads: the large lane can hold at most two, so two are always left for everyone else
 QUEUE_SIZE = 32  # requests waiting beyond the workers; more are refused with Gradio's "currently busy" message
 CACHE_LIFETIME_S = 3600  # uploads and recordings are deleted from the app's temp folder after an hour (checked hourly)
-PLOT_POINTS = 4000  # waveform drawn as a min/max envelope of this many columns, so 10-minute clips plot fast
-MAX_LABELLED_EVENTS = 30  # beyond this the labels overlap; the scores stay in the JSON result
-
-DISCLAIMER = (
-    "**Research demo — not a medical device and not a diagnosis.** The score comes from a small model trained "
-    "on a few hundred crowd-sourced recordings; it has not been clinically validated. If you feel unwell or "
-    "think you have COVID-19, take a test and follow your health service's advice."
-)
-KEPT = ("The app keeps the uploaded file in a temporary folder of its own, deletes it once it is an hour old "
-        "(checked hourly, so within two hours) and deletes the whole folder when it stops, or at its next start if it "
-        "was killed; nothing decoded from your audio is kept once the result is shown.")
-PRIVACY = {
-    False: f"Your audio is analysed on the computer running this app and sent nowhere else. {KEPT}",
-    True: "This app is shared through a public Gradio link: your audio travels through Gradio's relay to the "
-          f"computer running this app, is analysed there and sent nowhere else. {KEPT}",
-}
-NO_AUDIO = "No audio: record with the microphone or upload a file, then press Analyse."
-HEARD = {  # the headline for audio that is not a cough, by what the model heard (coughkd.SOUND_TYPES but cough)
-    "speech": "This sounds like speech, not a cough",
-    "breathing": "This sounds like breathing, not a cough",
-    "other": "This does not sound like a cough",
-}
-RECORD_AGAIN = "Record two or three coughs close to the microphone, with little background noise."
-BUSY = ("Another large recording is being analysed right now. Try again in a minute, or upload a shorter clip "
-        f"(files up to {LARGE_UPLOAD_BYTES // 2**20} MB never wait for this).")
+FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Helvetica Neue", "Arial", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace"]
+I18N = gr.I18n(**{lang: text.page_text(lang) for lang in text.LANGUAGES})
+EMPTY_STORE = {"entries": [], "current": None}
 
 log = logging.getLogger("coughkd.app")
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default look on the system's own fonts. The default theme's Source Sans Pro SemiBold, the weight of
+    its buttons, is a 55-glyph subset (space, "A", "B", ...): the "A" of "Analyse" came from it and "nalyse" from the
+    fallback font. The system's fonts also need nothing fetched, offline or not. The primary button is darkened so
+    its white text has AA contrast."""
+    return gr.themes.Default(primary_hue="blue", font=FONTS, font_mono=MONO_FONTS).set(
+        button_primary_background_fill="*primary_700", button_primary_background_fill_hover="*primary_800",
+        button_primary_text_color="white", body_text_color_subdued="*neutral_600")
+
+
+def launch_options() -> dict[str, Any]:
+    """What `demo.launch` needs besides the address: in Gradio 6 theme, css, head and i18n are launch's. Run history
+    is off: it would keep every upload's link in the browser, beside the results the page keeps itself."""
+    return {"theme": theme(), "css": browser.CSS, "head": browser.HEAD, "i18n": I18N, "run_history": False,
+            "footer_links": ["api", "settings"], "max_file_size": MAX_FILE_SIZE}
 
 
 def result_json(prediction: Prediction, filename: str) -> dict[str, Any]:
@@ -82,7 +76,7 @@ def analyse(model: coughkd.CoughModel, path: str | None) -> tuple[dict[str, Any]
     The file path goes to the model, so `latency_ms` is what the CLI reports too: decoding, features and inference.
     """
     if not path:
-        return {"error": NO_AUDIO}, None
+        return {"error": text.say("en", "no_audio")}, None
     try:
         prediction = model.predict(path)
     except AudioError as err:
@@ -93,131 +87,21 @@ def analyse(model: coughkd.CoughModel, path: str | None) -> tuple[dict[str, Any]
     return result_json(prediction, Path(path).name), prediction
 
 
-def channel_breakdown(per_source: dict[str, dict[str, Any]]) -> str:
-    """The same threshold per recording channel of that set, with counts: one threshold can catch most positives on
-    one channel and few on another, and the pooled figures hide it."""
-    if not per_source:
-        return ""
-    parts = [f"{source}, {p['tp']} of {p['tp'] + p['fn']} positives caught and {p['tn']} of {p['tn'] + p['fp']} "
-             f"negatives cleared" for source, p in per_source.items()]
-    return " By recording channel: " + "; ".join(parts) + "."
-
-
-def heard(probabilities: dict[str, float]) -> str:
-    """What the sound-type gate heard, likeliest first: "speech 81%, cough 9%, ..."."""
-    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
-    return ", ".join(f"{kind} {p:.0%}" for kind, p in ranked)
-
-
-def verdict_markdown(prediction: Prediction, operating_point: dict[str, Any]) -> str:
-    """The headline: a COVID-19 score with its operating point for a cough; for anything else what it sounds like,
-    and no COVID-19 number at all (the runtime gives none: the score means nothing for audio that is not a cough)."""
-    n = len(prediction.events)
-    details = (
-        f"{n} sound event{'s' if n != 1 else ''} in {prediction.duration_s:.1f} s of audio · "
-        f"decoding and inference {prediction.latency_ms:.0f} ms · model `{prediction.model}`"
-    )
-    if not prediction.is_cough:
-        paragraphs = [
-            f"### {HEARD.get(prediction.sound_type, HEARD['other'])}",
-            (f"What the model heard: {heard(prediction.sound_probabilities)}. It gives a COVID-19 score only for "
-             f"coughs. {RECORD_AGAIN}"),
-        ]
-    else:
-        outcome = "above" if prediction.covid_positive else "below"
-        sensitivity, specificity = operating_point["sensitivity"], operating_point["specificity"]
-        paragraphs = [
-            (f"### COVID-19 probability: {prediction.covid_probability:.0%} ({outcome} the threshold of "
-             f"{prediction.threshold:.0%})"),
-            f"At this threshold the model had sensitivity {sensitivity:.0%} and specificity {specificity:.0%} "
-            f"on its {operating_point['source']} set: it missed {1 - sensitivity:.0%} of "
-            f"COVID-19-positive recordings and flagged {1 - specificity:.0%} of negative ones."
-            + channel_breakdown(operating_point.get("per_source", {})),
-        ]
-    paragraphs.append(details)
-    if prediction.warnings:
-        paragraphs.append("\n".join(f"- ⚠️ {w}" for w in prediction.warnings))
-    return "\n\n".join(paragraphs)
-
-
-def error_markdown(message: str) -> str:
-    """An input problem, worded for the person at the microphone."""
-    return f"### Could not analyse this audio\n\n{message}"
-
-
-def envelope(waveform: np.ndarray, columns: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-column min and max of the waveform (column centres in samples): drawing millions of points is slow."""
-    step = max(1, len(waveform) // columns)
-    usable = waveform[: len(waveform) // step * step].reshape(-1, step)
-    centres = (np.arange(len(usable)) + 0.5) * step
-    return centres, usable.min(axis=1), usable.max(axis=1)
-
-
-def event_label(event: EventScore) -> str:
-    """A cough's COVID-19 score, or what the event sounds like (events of non-cough audio carry no score)."""
-    return f"{event.covid_probability:.0%}" if event.covid_probability is not None else event.sound_type
-
-
-def figure(audio: Audio, prediction: Prediction) -> Figure:
-    """Waveform and log-mel spectrogram (the model's own front end) with each detected event shaded and labelled."""
-    sr = audio.sample_rate
-    spectrogram = log_mel(audio.waveform)
-    fig = Figure(figsize=(10, 5), layout="constrained")
-    wave_ax, spec_ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
-    x, lo, hi = envelope(audio.waveform)
-    wave_ax.fill_between(x / sr, lo, hi, color="#3b6ea5", linewidth=0.6)
-    wave_ax.set_ylim(-1.05, 1.8)
-    wave_ax.set_yticks([])
-    wave_ax.set_ylabel("waveform")
-    frames = spectrogram.shape[-1]
-    spec_ax.imshow(spectrogram, origin="lower", aspect="auto", cmap="magma",
-                   extent=(0, frames * HOP_LENGTH / sr, 0, N_MELS), interpolation="nearest")
-    spec_ax.set_ylabel("log-mel band\n(0–4 kHz)")
-    spec_ax.set_xlabel("time (s)")
-    spec_ax.set_xlim(0, audio.duration_s)
-    labelled = len(prediction.events) <= MAX_LABELLED_EVENTS
-    for i, event in enumerate(prediction.events):
-        wave_ax.axvspan(event.start_s, event.end_s, color="#f28e2b", alpha=0.25, linewidth=0, zorder=0)
-        if not labelled:
-            continue
-        for edge in (event.start_s, event.end_s):
-            spec_ax.axvline(edge, color="#7fdbff", linewidth=1.2, linestyle="--")
-        wave_ax.text((event.start_s + event.end_s) / 2, 1.2 + 0.2 * (i % 3), event_label(event),
-                     ha="center", va="center", fontsize=8)
-    if not labelled:
-        title = f"{len(prediction.events)} detected sound events (shaded); each one's details are in the API result"
-    elif prediction.is_cough:
-        title = "Detected sound events (shaded): each cough's COVID-19 score, or what the event sounds like"
-    else:
-        title = "Detected sound events (shaded) and what each one sounds like"
-    wave_ax.set_title(title, fontsize=10)
-    return fig
-
-
-def render(result: dict[str, Any], prediction: Prediction | None, path: str | None,
-           operating_point: dict[str, Any]) -> tuple[str, Figure | None]:
-    """The page's view of one analysis: verdict text and figure, or the error message and no figure.
-
-    The figure decodes the file again: a second decode is cheaper than keeping every session's audio in memory.
-    """
-    if prediction is None or not path:
-        return error_markdown(result.get("error", NO_AUDIO)), None
-    verdict = verdict_markdown(prediction, operating_point)
-    try:
-        return verdict, figure(load_audio(path), prediction)
-    except Exception:
-        log.exception("figure failed for %s", result.get("filename"))  # a failed drawing must not hide the verdict
-        return verdict, None
+def busy_message(lang: str) -> str:
+    """The large-upload lane is full: come back in a minute, or send a file small enough to skip it."""
+    return text.say(lang, "busy", megabytes=LARGE_UPLOAD_BYTES // 2**20)
 
 
 def build_demo(model: coughkd.CoughModel, share: bool = False) -> gr.Blocks:
     """The whole UI, with its queue set up, for `main`, the tests and the packaged app to launch.
 
     `share` only changes the privacy note, which must say so when audio crosses the public share relay. The page and
-    the API are two events on one pool of WORKERS threads: the page's returns verdict, figure and JSON from one
-    request (so no per-session state), the API's ("/predict") the JSON alone.
+    the API are two events on one pool of WORKERS threads: the page's returns verdict, figure, report and JSON from
+    one request, the API's ("/predict") the JSON alone. What the page remembers (results as text, no audio) is in the
+    browser's own storage (gr.BrowserState), never on the server.
     """
-    operating_point = model.manifest["operating_point"]
+    manifest = model.manifest
+    operating_point = manifest["operating_point"]
     lane = LargeUploadLane(LARGE_UPLOAD_BYTES, **LARGE_LANE)
 
     def predict_endpoint(path: str | None) -> dict[str, Any]:
@@ -225,37 +109,91 @@ def build_demo(model: coughkd.CoughModel, share: bool = False) -> gr.Blocks:
             with lane.admit(path or ""):
                 return analyse(model, path)[0]
         except Busy:
-            return {"error": BUSY}
+            return {"error": busy_message("en")}
 
-    def page_endpoint(path: str | None) -> tuple[str, Figure | None, dict[str, Any]]:
+    def page_endpoint(path: str | None, prevalence: float, store: Any, context: str) -> tuple[Any, ...]:
+        lang, time = page.read_context(context)
+        prevalence = page.prevalence_or_default(prevalence)
         try:
             with lane.admit(path or ""):
                 result, prediction = analyse(model, path)
-                return (*render(result, prediction, path, operating_point), result)
+                shown = page.present(prediction, result.get("error"), path, operating_point, manifest, prevalence,
+                                     lang, time)
         except Busy:
-            return error_markdown(BUSY), None, {"error": BUSY}
+            result = {"error": busy_message("en")}
+            shown = page.Shown(view.verdict_html(error_entry(busy_message(lang)), prevalence, lang))
+        entries, _ = page.stored(store)
+        store = page.remember(store, shown.entry) if shown.entry else {"entries": entries, "current": None}
+        return shown.verdict, shown.figure, shown.report, result, store, view.history_html(store["entries"], lang)
+
+    def show_stored(store: Any, context: str) -> tuple[str, str, dict[str, Any]]:
+        """On load: the placeholder, and the results this browser kept (none is current: none is on the page)."""
+        lang, _ = page.read_context(context)
+        entries, _ = page.stored(store)
+        return (view.message_html(text.say(lang, "placeholder")), view.history_html(entries, lang),
+                {"entries": entries, "current": None})
+
+    def recording_changed(path: str | None, store: Any, context: str) -> tuple[Any, ...]:
+        """A new (or no) recording: the previous result goes, so no verdict ever sits beside the wrong recording."""
+        lang, _ = page.read_context(context)
+        entries, _ = page.stored(store)
+        message = text.say(lang, "ready", name=page.display_name(path, lang)) if path else text.say(lang, "placeholder")
+        return view.message_html(message), "", "", None, {"entries": entries, "current": None}
+
+    def prevalence_changed(prevalence: float, store: Any, context: str) -> str | Any:
+        """The shown result's predictive values at the new prevalence (nothing to do without a result)."""
+        lang, _ = page.read_context(context)
+        _, current = page.stored(store)
+        if current is None:
+            return gr.skip()
+        return view.verdict_html(current, page.prevalence_or_default(prevalence), lang)
+
+    def clear_history(store: Any, context: str) -> tuple[dict[str, Any], str]:
+        lang, _ = page.read_context(context)
+        _, current = page.stored(store)
+        return {"entries": [], "current": current}, view.history_html([], lang)
 
     examples = sorted(EXAMPLES_DIR.glob("*.mp3"))
-    with gr.Blocks(title="coughkd — cough COVID-19 screening demo", analytics_enabled=False,
+    with gr.Blocks(title=I18N("title"), analytics_enabled=False,
                    delete_cache=(CACHE_LIFETIME_S, CACHE_LIFETIME_S)) as demo:
-        gr.Markdown("# coughkd — cough COVID-19 screening demo\n\nRecord two or three coughs, or upload a recording "
-                    "(0.3 s to 10 minutes, up to 50 MB), then press **Analyse**.")
-        gr.Markdown(f"{DISCLAIMER} {PRIVACY[share]}", elem_id="disclaimer")
+        gr.Markdown(I18N("heading"))
+        gr.Markdown(I18N("intro"))
+        gr.Markdown(I18N("notice_shared" if share else "notice_local"), elem_id="disclaimer")
+        context = gr.Textbox(visible=False)
+        store = gr.BrowserState(EMPTY_STORE, storage_key="coughkd-results")
         with gr.Row():
             with gr.Column(scale=2):
-                audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Cough recording",
-                                 buttons=["download"])
-                button = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label=I18N("recording_label"),
+                                 buttons=["download"], elem_id="recording")
+                button = gr.Button(I18N("analyse"), variant="primary", elem_id="analyse")
+                prevalence = gr.Slider(0.5, 50, value=DEFAULT_PREVALENCE, step=0.5, label=I18N("prevalence_label"),
+                                       info=I18N("prevalence_info"), elem_id="prevalence")
                 if examples:
-                    gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Example clips (CC0)")
+                    gr.Examples([[str(p)] for p in examples], inputs=[audio], label=I18N("examples_label"))
             with gr.Column(scale=3):
-                verdict = gr.Markdown("Results appear here.", elem_id="verdict")
-                plot = gr.Plot(label="Waveform and log-mel spectrogram", show_label=False, format="png",
-                               elem_id="result-plot")
-                with gr.Accordion("API result (JSON)", open=False):
+                verdict = gr.HTML(elem_id="verdict", js_on_load=None)
+                plot = gr.HTML(elem_id="result-figure", js_on_load=None)
+                report_link = gr.HTML(elem_id="report", js_on_load=None)
+                with gr.Accordion(I18N("json_label"), open=False):
                     result = gr.JSON(label="result")
-        button.click(page_endpoint, inputs=audio, outputs=[verdict, plot, result], api_visibility="private",
-                     concurrency_limit=WORKERS, concurrency_id="score")
+        gr.Markdown(I18N("history_heading"))
+        history = gr.HTML(elem_id="history", js_on_load=None)
+        with gr.Row():
+            clear = gr.Button(I18N("history_clear"), variant="secondary", size="sm", scale=0, min_width=160,
+                              elem_id="clear-history")
+
+        quiet = {"js": browser.CONTEXT_JS, "show_progress": "hidden", "api_visibility": "private", "queue": False}
+        demo.load(show_stored, inputs=[store, context], outputs=[verdict, history, store], **quiet)
+        analysis = button.click(page_endpoint, inputs=[audio, prevalence, store, context],
+                                outputs=[verdict, plot, report_link, result, store, history], js=browser.CONTEXT_JS,
+                                show_progress_on=[plot], api_visibility="private", concurrency_limit=WORKERS,
+                                concurrency_id="score")
+        analysis.then(None, js=browser.SHOW_RESULT_JS)
+        audio.change(recording_changed, inputs=[audio, store, context],
+                     outputs=[verdict, plot, report_link, result, store], cancels=[analysis], **quiet)
+        prevalence.change(prevalence_changed, inputs=[prevalence, store, context], outputs=verdict,
+                          trigger_mode="always_last", **quiet)
+        clear.click(clear_history, inputs=[store, context], outputs=[store, history], **quiet)
         gr.on([], predict_endpoint, inputs=audio, outputs=result, api_name="predict",
               concurrency_limit=WORKERS, concurrency_id="score")
     demo.queue(default_concurrency_limit=WORKERS, max_size=QUEUE_SIZE)
@@ -266,7 +204,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bo
            browser: bool = False) -> str:
     """Serve with the upload limit (port 0: a free one) and return the URL at once; whoever launched it closes it."""
     _, url, _ = demo.launch(server_name=host, server_port=port or serving.free_port(host), share=share,
-                            inbrowser=browser, max_file_size=MAX_FILE_SIZE, prevent_thread_lock=True)
+                            inbrowser=browser, prevent_thread_lock=True, **launch_options())
     return url
 
 

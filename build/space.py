@@ -1,9 +1,9 @@
 """Assemble a Hugging Face Space folder: `python -m build.space OUT_DIR [--model DIR]`.
 
-The Space runs the same app.py, serving.py and coughkd/ as the desktop build, on the runtime requirements only (no
-torch): README.md with the Spaces front matter, requirements.txt, packages.txt, app.py, serving.py, coughkd/ and
-assets/ (examples, model card, and the verified model from --model or assets/model). Publish it with
-`hf upload USER/SPACE OUT_DIR . --repo-type space` (see build/README.md).
+The Space runs the same app.py, serving.py, coughkd_app/ and coughkd/ as the desktop build, on the runtime requirements
+only (no torch): README.md with the Spaces front matter, requirements.txt, packages.txt, app.py, serving.py,
+coughkd_app/, coughkd/ and assets/ (examples, model card, and the verified model from --model or assets/model).
+Publish it with `hf upload USER/SPACE OUT_DIR . --repo-type space` (see build/README.md).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ SHORT_DESCRIPTION = "Screen a cough recording for COVID-19 (research demo)"  # S
 LICENSE = "mit"
 APT_PACKAGES = ["ffmpeg"]  # for Gradio's own audio conversions; coughkd decodes every format with PyAV in-process
 APP_MODULES = ("app.py", "serving.py")  # the UI and how it runs as a process
+PACKAGES = ("coughkd_app", "coughkd")  # what the page shows a person (quality, words, figure, report); the runtime
 
 
 def requirement_name(line: str) -> str:
@@ -104,7 +105,8 @@ def assemble(out: Path, model: Path | None = None) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for module in APP_MODULES:
         shutil.copy2(ROOT / module, out / module)
-    shutil.copytree(ROOT / "coughkd", out / "coughkd", ignore=ignore)
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, out / package, ignore=ignore)
     shutil.copytree(ROOT / "assets", out / "assets", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "model"))
     shutil.copytree(model, out / "assets" / "model", ignore=ignore)
     (out / "requirements.txt").write_text("\n".join(requirements) + "\n")

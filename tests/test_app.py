@@ -1,6 +1,8 @@
 """The Gradio app: every kind of bad input ends as a message, never a crash; the API returns the CLI's JSON."""
 from __future__ import annotations
 
+import html
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +17,9 @@ import app
 import coughkd
 from coughkd import SOUND_TYPES, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
+from coughkd_app import figure, page, text, view
 from tests.model_fixture import make_model_dir
+from tests.test_app_result import OPERATING_POINT
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "assets" / "examples"
@@ -24,7 +28,6 @@ TELEGRAM = EXAMPLES / "cough_telegram_1.mp3"
 SPEECH = EXAMPLES / "speech_not_cough.mp3"
 API_KEYS = {"filename", "covid_probability", "covid_positive", "cough_probability", "is_cough", "sound_type",
             "sound_probabilities", "threshold", "events", "latency_ms", "model", "duration_s", "warnings"}
-OPERATING_POINT = {"sensitivity": 0.8, "specificity": 0.6, "source": "validation"}
 
 
 def shipped_model() -> Path | None:
@@ -54,12 +57,17 @@ def cough_model(tmp_path_factory: pytest.TempPathFactory) -> coughkd.CoughModel:
     return coughkd.load(make_model_dir(tmp_path_factory.mktemp("cough_model"), cough_threshold=0.0))
 
 
-def handle(model: coughkd.CoughModel, path: str | Path | None) -> tuple[dict, str, object]:
-    """What one press of Analyse does, in the one request it makes: score the file, then word and draw it."""
+def handle(model: coughkd.CoughModel, path: str | Path | None, lang: str = "en") -> tuple[dict, page.Shown]:
+    """What one press of Analyse does, in the one request it makes: score the file, then read, word and draw it."""
     path = None if path is None else str(path)
     result, prediction = app.analyse(model, path)
-    verdict, fig = app.render(result, prediction, path, OPERATING_POINT)
-    return result, verdict, fig
+    shown = page.present(prediction, result.get("error"), path, OPERATING_POINT, model.manifest, 5.0, lang, "10:42")
+    return result, shown
+
+
+def plain(markup: str) -> str:
+    """The text a person reads in a piece of the page's HTML."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", markup))).strip()
 
 
 def coughs(seconds: float = 2.0, rate: int = 16000, gain: float = 0.5, seed: int = 0) -> np.ndarray:
@@ -73,51 +81,65 @@ def coughs(seconds: float = 2.0, rate: int = 16000, gain: float = 0.5, seed: int
     return x.astype(np.float32)
 
 
-def assert_consistent(result: dict, verdict: str, fig: object) -> None:
-    """A scored clip: CLI-shaped JSON, and a verdict and figure that show COVID-19 scores only for coughs."""
+def assert_consistent(result: dict, shown: page.Shown) -> None:
+    """A scored clip: CLI-shaped JSON, a verdict naming the recording, a figure with its text alternative, a report;
+    COVID-19 numbers only for coughs."""
     assert set(result) == API_KEYS
     assert 0.0 <= result["cough_probability"] <= 1.0 and result["sound_type"] in SOUND_TYPES
     assert result["events"] and all(len(e) == 3 and e[0] < e[1] for e in result["events"])
     assert result["latency_ms"] > 0
-    assert f"model `{result['model']}`" in verdict and "decoding and inference" in verdict
-    labels = [t.get_text() for t in fig.axes[0].texts]
+    verdict = plain(shown.verdict)
+    assert verdict.startswith(f"Result for {result['filename']} · ") and f"model {result['model']}" in verdict
+    assert 'src="data:image/png;base64,' in shown.figure and f"of {result['filename']}, " in shown.figure
+    assert shown.report.startswith('<a class="report-link"') and shown.entry["name"] == result["filename"]
     if result["is_cough"]:
         assert 0.0 <= result["covid_probability"] <= 1.0
-        assert "COVID-19 probability" in verdict and "sensitivity 80%" in verdict
+        assert shown.entry["outcome"] in ("positive", "negative", "retake")
     else:
         assert result["covid_probability"] is None and all(e[2] is None for e in result["events"])
-        assert verdict.startswith(f"### {app.HEARD[result['sound_type']]}\n") and app.RECORD_AGAIN in verdict
-        assert "COVID-19 probability" not in verdict and "sensitivity" not in verdict
-        assert set(labels) <= set(SOUND_TYPES), "no event of non-cough audio is labelled with a number"
-    assert len(fig.axes) == 2
+        assert shown.entry["outcome"] == "not_cough" and "only for coughs" in verdict
+        assert "Model score" not in verdict and "flagged" not in verdict
 
 
 @pytest.mark.parametrize("gate", ["shut", "open"])
 def test_scores_an_example_clip(model: coughkd.CoughModel, cough_model: coughkd.CoughModel, gate: str) -> None:
-    result, verdict, fig = handle(cough_model if gate == "open" else model, TELEGRAM)
-    assert_consistent(result, verdict, fig)
+    result, shown = handle(cough_model if gate == "open" else model, TELEGRAM)
+    assert_consistent(result, shown)
     assert result["filename"] == TELEGRAM.name and result["is_cough"] == (gate == "open")
 
 
-def test_telephone_audio_is_scored_with_a_warning(model: coughkd.CoughModel) -> None:
-    result, verdict, fig = handle(model, CALL_CENTRE)
-    assert_consistent(result, verdict, fig)
-    assert "narrow-band audio (8000 Hz" in verdict
+def test_telephone_audio_gets_the_call_centre_figures(cough_model: coughkd.CoughModel) -> None:
+    result, shown = handle(cough_model, CALL_CENTRE)
+    assert_consistent(result, shown)
+    assert shown.entry["channel"] == "telephone" and "narrow-band audio (8000 Hz" in plain(shown.verdict)
+    if shown.entry["outcome"] in ("positive", "negative"):
+        assert "about 73 are flagged; of 100 people without it, about 21" in plain(shown.verdict)
 
 
-def test_clipped_audio_is_scored_with_a_warning(model: coughkd.CoughModel, tmp_path: Path) -> None:
+def test_heavily_clipped_cough_is_no_result_but_a_request_to_record_again(cough_model: coughkd.CoughModel,
+                                                                          tmp_path: Path) -> None:
     path = tmp_path / "clipped.wav"
     sf.write(path, np.clip(coughs(gain=20.0), -1.0, 1.0), 16000)
-    result, verdict, fig = handle(model, path)
-    assert_consistent(result, verdict, fig)
-    assert "clipped" in verdict
+    result, shown = handle(cough_model, path)
+    assert_consistent(result, shown)
+    assert result["covid_probability"] is not None, "the API still reports the score, as the CLI does"
+    assert shown.entry["outcome"] == "retake" and "clipped" in shown.entry["problems"]
+    assert "%" not in re.search(r'alt="([^"]*)"', shown.figure).group(1), "no per-cough score in a non-result"
+    assert plain(shown.verdict).startswith("Result for clipped.wav · 2 s · 10:42 No result: please record again")
 
 
 def test_wav_named_txt_is_decoded_by_content(model: coughkd.CoughModel, tmp_path: Path) -> None:
     path = tmp_path / "cough.txt"
     sf.write(path, coughs(), 16000, format="WAV")
-    result, verdict, fig = handle(model, path)
-    assert_consistent(result, verdict, fig)
+    result, shown = handle(model, path)
+    assert_consistent(result, shown)
+
+
+@pytest.mark.parametrize("lang", ["ru", "es", "hi"])
+def test_the_verdict_is_in_the_pages_language(cough_model: coughkd.CoughModel, lang: str) -> None:
+    _, shown = handle(cough_model, TELEGRAM, lang)
+    assert text.say(lang, "result_for", name=TELEGRAM.name, seconds="", time="").split()[0] in plain(shown.verdict)
+    assert view.headline(shown.entry, lang) in plain(shown.verdict) and f'lang="{lang}"' in shown.verdict
 
 
 def _write_case(case: str, tmp_path: Path) -> Path | None:
@@ -160,10 +182,11 @@ def _write_case(case: str, tmp_path: Path) -> Path | None:
     ("text_named_wav", "not a readable audio file"),
 ])
 def test_bad_input_gives_a_clear_message(model: coughkd.CoughModel, tmp_path: Path, case: str, message: str) -> None:
-    result, verdict, fig = handle(model, _write_case(case, tmp_path))
+    result, shown = handle(model, _write_case(case, tmp_path))
     assert set(result) == {"error"} and message in result["error"]
-    assert verdict.startswith("### Could not analyse this audio") and result["error"] in verdict
-    assert fig is None
+    assert plain(shown.verdict).startswith(("Could not analyse this audio", "Result for"))
+    assert "Could not analyse this audio" in plain(shown.verdict) and result["error"] in plain(shown.verdict)
+    assert shown.figure == "" and shown.report == "" and shown.entry is None
 
 
 def test_unexpected_failure_becomes_a_message(tmp_path: Path) -> None:
@@ -188,85 +211,46 @@ def test_the_model_gets_the_file_path_so_latency_means_what_the_cli_says(model: 
     assert given == [str(TELEGRAM)] and result["latency_ms"] > 0
 
 
-def test_page_keeps_no_per_session_state(model: coughkd.CoughModel) -> None:
-    """One request gives verdict, figure and JSON, so nothing (decoded audio least of all) waits in a gr.State."""
+def test_page_keeps_no_per_session_state_on_the_server(model: coughkd.CoughModel) -> None:
+    """One request gives verdict, figure, report and JSON, so nothing (decoded audio least of all) waits in a
+    gr.State; what the page remembers is text in the browser's own storage."""
     demo = app.build_demo(model)
     assert not [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    [store] = [b for b in demo.blocks.values() if isinstance(b, gr.BrowserState)]
+    assert store.default_value == app.EMPTY_STORE
     assert [fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"] == ["predict"]
     scoring = {fn.name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values()
-               if fn.name != "load_example"}
+               if fn.concurrency_id == "score"}
     assert scoring == {"page_endpoint": ("score", app.WORKERS), "predict_endpoint": ("score", app.WORKERS)}, \
         "page and API share one pool of workers"
-
-
-def _prediction(sound_type: str = "cough", covid: float = 0.7, threshold: float = 0.5,
-                warnings: tuple[str, ...] = ()) -> Prediction:
-    """A hand-built Prediction as the runtime makes them: no COVID-19 score anywhere unless it is a cough."""
-    is_cough = sound_type == "cough"
-    probabilities = {kind: 0.07 for kind in SOUND_TYPES} | {sound_type: 0.79}
-    events = [EventScore(start_s=0.2, end_s=0.5, sound_type=sound_type, cough_probability=probabilities["cough"],
-                         covid_probability=covid if is_cough else None)]
-    return Prediction(covid_probability=covid if is_cough else None,
-                      covid_positive=covid >= threshold if is_cough else None,
-                      cough_probability=probabilities["cough"], is_cough=is_cough, sound_type=sound_type,
-                      sound_probabilities=probabilities, threshold=threshold, events=events, latency_ms=12.3,
-                      model="test-model", duration_s=2.0, warnings=list(warnings))
-
-
-def test_verdict_for_a_cough_shows_score_and_operating_point() -> None:
-    text = app.verdict_markdown(_prediction(covid=0.73, threshold=0.42), OPERATING_POINT)
-    assert "COVID-19 probability: 73% (above the threshold of 42%)" in text
-    assert "sensitivity 80% and specificity 60%" in text
-    assert "decoding and inference 12 ms" in text and "model `test-model`" in text
-    below = app.verdict_markdown(_prediction(covid=0.2, threshold=0.42), OPERATING_POINT)
-    assert "20% (below the threshold of 42%)" in below
-
-
-def test_verdict_breaks_the_operating_point_down_by_channel() -> None:
-    per_source = {"call-center": {"tp": 44, "fn": 16, "tn": 19, "fp": 5},
-                  "telegram": {"tp": 2, "fn": 6, "tn": 38, "fp": 1}}
-    text = app.verdict_markdown(_prediction(), {**OPERATING_POINT, "per_source": per_source})
-    assert ("By recording channel: call-center, 44 of 60 positives caught and 19 of 24 negatives cleared; "
-            "telegram, 2 of 8 positives caught and 38 of 39 negatives cleared.") in text
-    assert "By recording channel" not in app.verdict_markdown(_prediction(), OPERATING_POINT), \
-        "a manifest without per-channel figures (older models) shows the pooled ones only"
-
-
-@pytest.mark.parametrize(("sound_type", "headline"), [
-    ("speech", "### This sounds like speech, not a cough\n"),
-    ("breathing", "### This sounds like breathing, not a cough\n"),
-    ("other", "### This does not sound like a cough\n"),
-])
-def test_verdict_for_a_non_cough_says_what_it_heard_and_shows_no_covid_score(sound_type: str, headline: str) -> None:
-    text = app.verdict_markdown(_prediction(sound_type, warnings=("the recording is clipped",)), OPERATING_POINT)
-    assert text.startswith(headline)
-    assert f"What the model heard: {sound_type} 79%, " in text and "cough 7%" in text
-    assert "Record two or three coughs close to the microphone, with little background noise." in text
-    assert "COVID-19 probability" not in text and "threshold" not in text and "sensitivity" not in text
-    assert "- ⚠️ the recording is clipped" in text
+    quick = {fn.name for fn in demo.fns.values() if fn.concurrency_id != "score"}
+    assert quick <= {"load_example", "show_stored", "recording_changed", "prevalence_changed", "clear_history", None}
 
 
 def test_figure_labels_coughs_with_their_score_and_other_events_with_their_type(tmp_path: Path) -> None:
     path = tmp_path / "c.wav"
     sf.write(path, coughs(), 16000)
-    prediction = _prediction(covid=0.61)
-    prediction.events.append(EventScore(0.8, 1.0, "speech", 0.1, None))
-    fig = app.figure(load_audio(str(path)), prediction)
-    assert [t.get_text() for t in fig.axes[0].texts] == ["61%", "speech"]
-    assert "each cough's COVID-19 score" in fig.axes[0].get_title()
-    fig = app.figure(load_audio(str(path)), _prediction("breathing"))
-    assert [t.get_text() for t in fig.axes[0].texts] == ["breathing"]
-    assert "COVID" not in fig.axes[0].get_title()
+    prediction = Prediction(0.61, True, 0.9, True, "cough", dict.fromkeys(SOUND_TYPES, 0.25), 0.5,
+                            [EventScore(0.2, 0.5, "cough", 0.9, 0.61), EventScore(0.8, 1.0, "speech", 0.1, None)],
+                            1.0, "test", 2.0)
+    fig = figure.draw(load_audio(str(path)), prediction, "es")
+    assert [t.get_text() for t in fig.axes[0].texts] == ["61%", "voz"]
+    assert fig.axes[0].get_title().replace("\n", " ") == text.say("es", "figure_title_cough"), "wrapped to fit"
+    assert figure.png(fig).startswith(b"\x89PNG")
+    assert figure.draw(load_audio(str(path)), prediction, "hi").axes[1].get_xlabel() == "time (s)", \
+        "DejaVu Sans has no Devanagari: a Hindi page gets an English figure"
+    unscored = figure.draw(load_audio(str(path)), prediction, "en", scores=False)
+    assert [t.get_text() for t in unscored.axes[0].texts] == ["cough", "speech"]
+    assert unscored.axes[0].get_title().replace("\n", " ") == text.say("en", "figure_title_other")
 
 
 def test_figure_of_many_events_stays_unlabelled(tmp_path: Path) -> None:
     path = tmp_path / "c.wav"
     sf.write(path, coughs(), 16000)
-    prediction = _prediction()
-    prediction.events = [EventScore(0.01 * i, 0.01 * i + 0.005, "cough", 0.9, 0.5)
-                         for i in range(app.MAX_LABELLED_EVENTS + 1)]
-    fig = app.figure(load_audio(str(path)), prediction)
-    assert not fig.axes[0].texts and "in the API result" in fig.axes[0].get_title()
+    events = [EventScore(0.01 * i, 0.01 * i + 0.005, "cough", 0.9, 0.5) for i in range(figure.MAX_LABELLED_EVENTS + 1)]
+    prediction = Prediction(0.5, False, 0.9, True, "cough", {}, 0.5, events, 1.0, "test", 2.0)
+    fig = figure.draw(load_audio(str(path)), prediction)
+    assert not fig.axes[0].texts and "13 sound events" in fig.axes[0].get_title()
 
 
 def test_command_line_defaults_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,19 +276,25 @@ def test_main_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_privacy_note_follows_share(model: coughkd.CoughModel) -> None:
-    def texts(demo: object) -> str:
+    def keys(demo: object) -> str:
         return " ".join(str(b.value) for b in demo.blocks.values() if b.get_block_name() == "markdown")
 
-    assert app.PRIVACY[False] in texts(app.build_demo(model))
-    assert app.PRIVACY[True] in texts(app.build_demo(model, share=True))
+    assert str(app.I18N("notice_local")) in keys(app.build_demo(model))
+    assert str(app.I18N("notice_shared")) in keys(app.build_demo(model, share=True))
+    assert "public Gradio link" in app.I18N.translations_dict["en"]["notice_shared"]
+    assert "public Gradio link" not in app.I18N.translations_dict["en"]["notice_local"]
 
 
 def test_privacy_note_states_the_deletion_the_app_performs(model: coughkd.CoughModel) -> None:
-    """The note's promise is the cache settings and the exit/start-up clean-up, not an aspiration."""
+    """The note's promise is the cache settings and the exit/start-up clean-up, not an aspiration; the report is
+    made in the browser (a data: link), so the server keeps no copy of it."""
     demo = app.build_demo(model)
     frequency, age = demo.delete_cache
-    assert frequency == age == 3600 and "an hour old" in app.KEPT and "within two hours" in app.KEPT
-    assert "when it stops" in app.KEPT and "next start if it was killed" in app.KEPT
+    kept = text.say("en", "kept")
+    assert frequency == age == 3600 and "an hour old" in kept and "within two hours" in kept
+    assert "when it stops" in kept and "next start if it was killed" in kept
+    assert "report is made in your browser" in kept and "Clear history" in kept
+    assert app.launch_options()["run_history"] is False, "Gradio's run history would keep every upload's link"
 
 
 def test_a_busy_port_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
