@@ -2,8 +2,9 @@
 load_audio -> telephone_band -> log_mel of the whole clip -> the network (COVID-19 logit and sound-type logits),
 plus detect_events -> the network on 1 s slices of that log-mel around each event (what each event sounds like).
 
-The sound-type gate decides first: a recording that does not sound like a cough gets no COVID-19 score at all, and
-in one that does, the events heard as speech or other sounds are cut out before the COVID-19 score is taken.
+The sound-type gate decides first: a recording that does not sound like a cough gets no COVID-19 score at all. One
+that does is scored whole, non-cough parts included, as the student was trained (training.crossval measures the
+alternative of cutting them out first).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import MIN_SECONDS, SAMPLE_RATE, Audio, load_audio
+from .audio import SAMPLE_RATE, Audio, load_audio
 from .events import WINDOW_SECONDS, Event, detect_events, event_centres
 from .features import HOP_LENGTH, log_mel, telephone_band
 from .model import SOUND_TYPES, StudentRuntime
@@ -26,9 +27,6 @@ Network = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 MAX_CLIP_SECONDS = 30.0  # longer recordings are scored in chunks of this length
 WINDOW_FRAMES = 1 + int(WINDOW_SECONDS * SAMPLE_RATE) // HOP_LENGTH
 COUGH = SOUND_TYPES.index("cough")
-# Events heard as these are cut from a cough recording before its COVID-19 score: the student learnt COVID-19 from
-# coughs. Breathing stays: the inhale before a cough belongs to it, and the training recordings hold it too.
-CUT_TYPES = ("speech", "other")
 
 
 @dataclass(frozen=True)
@@ -155,24 +153,11 @@ def sound_type(probabilities: np.ndarray, cough_threshold: float) -> str:
     return SOUND_TYPES[max(others, key=lambda k: probabilities[k])]
 
 
-def cough_parts(waveform: np.ndarray, events: list[Event], types: list[str],
-                sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The waveform without the events heard as CUT_TYPES, or all of it when that leaves no cough event or less than
-    the shortest recording the runtime scores."""
-    if "cough" not in types or not set(types) & set(CUT_TYPES):
-        return waveform
-    keep = np.ones(len(waveform), dtype=bool)
-    for event, kind in zip(events, types):
-        if kind in CUT_TYPES:
-            keep[int(event.start_s * sample_rate):int(np.ceil(event.end_s * sample_rate))] = False
-    return waveform[keep] if keep.sum() >= MIN_SECONDS * sample_rate else waveform
-
-
 @dataclass
 class Scores:
     """Everything the network says of one recording, before any decision is worded (training scores with it too)."""
 
-    covid_logit: float  # of the recording's cough parts (see cough_parts)
+    covid_logit: float  # of the whole recording (30 s pieces averaged)
     sound_probabilities: np.ndarray  # (len(SOUND_TYPES),) of the recording's most cough-like 30 s piece
     event_types: list[str]
     event_cough: np.ndarray  # (n_events,) cough probability of each event's window
@@ -180,27 +165,23 @@ class Scores:
 
 
 def score(network: Network, features: ClipFeatures, cough_threshold: float) -> Scores:
-    """The sound type of the clip and of each event window, then the COVID-19 logit of the clip's cough parts."""
+    """The COVID-19 logit and sound type of the whole clip, and the sound type of each event window."""
     pieces = [network(part[None]) for part in chunks(features.log_mel)]
     probabilities = [softmax(sound[0]) for _, sound in pieces]
     clip = max(probabilities, key=lambda p: p[COUGH])
     event_covid, event_sound = network(features.windows)
     event_probabilities = softmax(event_sound)
     types = [sound_type(p, cough_threshold) for p in event_probabilities]
-    parts = cough_parts(features.waveform, features.events, types)
-    if parts is features.waveform:
-        covid = aggregate([covid[0] for covid, _ in pieces])
-    else:
-        covid = aggregate([network(part[None])[0][0] for part in chunks(log_mel(parts))])
-    return Scores(covid, clip, types, event_probabilities[:, COUGH], event_covid)
+    return Scores(aggregate([covid[0] for covid, _ in pieces]), clip, types, event_probabilities[:, COUGH],
+                  event_covid)
 
 
 def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | None = None) -> Prediction:
     """Score a recording; raises AudioError for unusable input.
 
     The gate reads the whole clip, so a recording is a cough if any of it sounds like one (the network pools over
-    time); the COVID-19 score then comes from the clip's cough parts, as the student was trained on whole cough
-    recordings and the threshold chosen; each cough event also gets its own score, for display.
+    time); the COVID-19 score then comes from the whole clip, as the student was trained and the threshold chosen;
+    each cough event also gets its own score, for display.
     """
     started = time.perf_counter()
     audio = source if isinstance(source, Audio) else load_audio(source, sample_rate)

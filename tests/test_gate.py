@@ -162,3 +162,17 @@ def test_screener_exports_the_students_logit_and_the_gates() -> None:
     torch.testing.assert_close(covid, student(x)[0])
     torch.testing.assert_close(sound, gate(x))
     assert count_parameters(gate) < 30_000
+
+
+def test_cough_parts_cut_speech_and_other_but_keep_breathing() -> None:
+    from coughkd import Event
+    from training.crossval import CUT_TYPES, cough_parts
+
+    x = np.arange(4 * 16000, dtype=np.float32)
+    events = [Event(0.0, 1.0), Event(1.0, 2.0), Event(2.0, 3.0), Event(3.0, 4.0)]
+    kept = cough_parts(x, events, ["cough", "speech", "breathing", "other"])
+    assert set(CUT_TYPES) == {"speech", "other"}
+    np.testing.assert_array_equal(kept, np.concatenate([x[:16000], x[32000:48000]]))
+    assert cough_parts(x, events, ["speech", "speech", "other", "breathing"]) is x  # no cough event: keep it all
+    assert cough_parts(x, events, ["cough", "breathing", "cough", "cough"]) is x  # nothing to cut
+    assert cough_parts(x, [Event(0.0, 0.1), Event(0.1, 4.0)], ["cough", "speech"]) is x  # 0.1 s left: too little

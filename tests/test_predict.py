@@ -16,13 +16,11 @@ from coughkd.audio import load_audio
 from coughkd.features import HOP_LENGTH, N_MELS
 from coughkd.model import MODEL_DIR
 from coughkd.predict import (
-    CUT_TYPES,
     WINDOW_FRAMES,
     aggregate,
     centred_slices,
     chunks,
     clip_features,
-    cough_parts,
     sigmoid,
     softmax,
     sound_type,
@@ -105,17 +103,6 @@ def test_sound_type_rule() -> None:
     assert sound_type(np.array([0.3, 0.5, 0.1, 0.1]), cough_threshold=0.25) == "cough"
     assert sound_type(np.array([0.3, 0.5, 0.1, 0.1]), cough_threshold=0.35) == "speech"
     assert sound_type(np.array([0.3, 0.1, 0.2, 0.4]), cough_threshold=0.35) == "other"
-
-
-def test_cough_parts_cut_speech_and_other_but_keep_breathing() -> None:
-    x = np.arange(4 * 16000, dtype=np.float32)
-    events = [Event(0.0, 1.0), Event(1.0, 2.0), Event(2.0, 3.0), Event(3.0, 4.0)]
-    kept = cough_parts(x, events, ["cough", "speech", "breathing", "other"])
-    assert set(CUT_TYPES) == {"speech", "other"}
-    np.testing.assert_array_equal(kept, np.concatenate([x[:16000], x[32000:48000]]))
-    assert cough_parts(x, events, ["speech", "speech", "other", "breathing"]) is x  # no cough event: keep it all
-    assert cough_parts(x, events, ["cough", "breathing", "cough", "cough"]) is x  # nothing to cut
-    assert cough_parts(x, [Event(0.0, 0.1), Event(0.1, 4.0)], ["cough", "speech"]) is x  # 0.1 s left: too little
 
 
 def test_event_windows_are_slices_of_the_clip_log_mel() -> None:

@@ -60,6 +60,7 @@ windows_per_clip = 2  # event windows per clip trained on (and tagged by the tea
 max_seconds = 10.0  # whole-clip items are cut to this much around their first event
 epochs = 15
 limit = 0  # > 0: at most this many recordings of each real data set (smoke runs)
+resume = False  # True: load run_dir/sound_cnn.pt instead of training (the sound set is still built, for evaluation)
 batch_size = 32
 learning_rate = 3e-3
 weight_decay = 1e-2
@@ -228,6 +229,8 @@ def main(argv: list[str], clips: ClipSet | None = None) -> tuple[dict, SoundClip
     clips = ClipSet.load(run / "clips.npz") if clips is None else clips
     sounds, reports = sound_set(clips, config)
     feats = features(sounds)
+    if config["resume"]:
+        return torch.load(run / "sound_cnn.pt", map_location="cpu", weights_only=False), sounds, feats
     checkpoint = train_gate(sounds, feats, config)
     checkpoint["data"] = reports
     if PartialState().is_main_process:
@@ -240,7 +243,7 @@ def main(argv: list[str], clips: ClipSet | None = None) -> tuple[dict, SoundClip
 
 
 _CONFIG_KEYS = ("run_dir", "audio_cache", "min_quality", "n_mixtures", "tag_weight", "windows_per_clip", "max_seconds",
-                "epochs", "limit", "batch_size", "learning_rate", "weight_decay", "seed")
+                "epochs", "limit", "resume", "batch_size", "learning_rate", "weight_decay", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
