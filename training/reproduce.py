@@ -101,8 +101,8 @@ def member_aucs(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, spl
     return {name: per_source_auc(labels, column, sources) for name, column in columns.items()}
 
 
-def calibration_windows(clips: ClipSet, feats: list[ClipFeatures], sounds: SoundClips,
-                        sound_feats: list[ClipFeatures], config: dict) -> np.ndarray:
+def calibration_inputs(clips: ClipSet, feats: list[ClipFeatures], sounds: SoundClips,
+                       sound_feats: list[ClipFeatures], config: dict) -> np.ndarray:
     """INT8 calibration inputs: event windows of training coughs and, as many again, of every sound type the gate
     is trained on, so both networks' activations are calibrated on what they see."""
     rng = np.random.default_rng(config["seed"])
@@ -369,7 +369,7 @@ def main(argv: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("student_*"):
         stale.unlink()
-    calibration = calibration_windows(clips, feats, sounds, sound_feats, config)
+    calibration = calibration_inputs(clips, feats, sounds, sound_feats, config)
     export_info = export_student(checkpoints[shipped], gate_checkpoint, clips, calibration, feats, out, config)
     data_report = json.loads((run / "data_report.json").read_text())
     splits = {k: len(v) for k, v in json.loads((run / "split.json").read_text()).items()}
