@@ -82,7 +82,7 @@ class SimilarLengths(Sampler):
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[list[int]]:
         order = np.argsort(self.lengths * self.rng.uniform(1 - self.jitter, 1 + self.jitter, len(self.lengths)))
