@@ -19,6 +19,12 @@ How much of a difference is the seed: ``--student_seed=1 --card= --report_dir=re
 student with another seed, on the same folds and teacher, and leaves the card alone. For the shipped recipe that
 moved the student's out-of-fold AUC from 0.820 / 0.728 to 0.824 / 0.712 (call-centre / Telegram; 2026-11-29,
 31 min): recipes that differ by 0.01-0.02 on Telegram are not told apart by one run each.
+
+What distillation adds: ``--ablation=True`` also distils every fold's student on the hard labels alone
+(soft_weight=0) and on the teacher's targets alone (hard_weight=0), beside the shipped recipe, and adds their rows
+and the shipped recipe's paired differences to each (``ablation`` in crossval.json; against hard labels only it is
+"with distillation minus without") to the json and the card's section. Three students per fold: about three times
+the run time.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ family = "cnn"  # the student family whose recipe is cross-validated (its checkp
 folds = 5
 epochs = 0  # > 0: override the checkpoint's number of epochs (for quick checks); 0: the recipe's own
 student_seed = -1  # >= 0: distil with this seed instead of the checkpoint's (same folds: the recipe's seed spread)
+ablation = False  # True: on the same folds, also distil on hard labels only and on the teacher's targets only
 card = "assets/MODEL_CARD.md"  # "": leave the card alone (e.g. a --student_seed run beside the shipped recipe's)
 report_dir = "reports"
 n_boot = 2000
@@ -56,6 +63,9 @@ seed = 0
 
 STUDENT = "student (mean of members, as shipped; PyTorch)"
 CUT = "student on the cough parts (the gate's cut, as the runtime scores)"
+# The distillation ablation (--ablation=True): the shipped recipe with one of its two COVID-19 losses switched off.
+ABLATIONS = {"student, hard labels only (soft_weight=0)": {"soft_weight": 0.0},
+             "student, teacher targets only (hard_weight=0)": {"hard_weight": 0.0}}
 
 
 def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
@@ -66,17 +76,20 @@ def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndarray], held: np.ndarray,
-             student_config: dict, teacher_config: dict, gate: tuple[SoundTypeCNN, float]) -> dict[str, np.ndarray]:
+             student_config: dict, teacher_config: dict, gate: tuple[SoundTypeCNN, float],
+             ablations: dict[str, dict] | None = None) -> dict[str, np.ndarray]:
     """COVID-19 probabilities of the ``held`` recordings (a mask over ``clips``, the cross-validated clips only) from
     the teacher, the student (and each of its members; and on each recording's cough parts as the run's gate
     cuts them, (network, threshold) ``gate``) and the baseline, all fitted on the other clips, with ``held`` in the
-    role of the validation split. Arrays are aligned with ``np.flatnonzero(held)``."""
+    role of the validation split; and from a student distilled with each of ``ablations``' config overrides
+    ({name: overrides}; its members' mean, as shipped). Arrays are aligned with ``np.flatnonzero(held)``."""
     part = replace(clips, split=np.where(held, "val", "train"))
     part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
     model = from_checkpoint(distill.train_student(part, part_cache, student_config, feats))
 
     scored = np.flatnonzero(held)
-    members = distill.member_logits(model, distill.student_inputs([feats[i] for i in scored], student_config["family"]))
+    inputs = distill.student_inputs([feats[i] for i in scored], student_config["family"])
+    members = distill.member_logits(model, inputs)
     fit = np.flatnonzero(~held & (clips.recording >= 0))
     baseline = MfccBaseline(teacher_config["seed"]).fit([feats[i].waveform for i in fit], clips.covid_label[fit])
     names = model.member_names
@@ -87,10 +100,14 @@ def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndar
         return tuple(t.numpy() for t in network(torch.from_numpy(x)))
 
     cut = np.array([score(run, feats[i], gate[1]).covid_logit for i in scored])
+    ablated = {}
+    for name, overrides in (ablations or {}).items():
+        variant = from_checkpoint(distill.train_student(part, part_cache, {**student_config, **overrides}, feats))
+        ablated[name] = sigmoid(distill.member_logits(variant, inputs).mean(axis=1))
     return {STUDENT: sigmoid(members.mean(axis=1)), CUT: sigmoid(cut),
             **({f"student member: {n}": sigmoid(members[:, k]) for k, n in enumerate(names)} if len(names) > 1 else {}),
             "teacher": sigmoid(part_cache["covid_logit"][scored]),
-            "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored])}
+            "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored]), **ablated}
 
 
 def section(results: dict, report: dict) -> str:
@@ -109,8 +126,14 @@ def section(results: dict, report: dict) -> str:
               "", f"What the gate's cut costs: in {report['recordings_cut']} of the {report['recordings']} recordings the "
               "gate hears events as speech or other sounds, and the runtime scores them without those events; paired "
               "against the same students on the whole recordings:", "",
-              paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n"),
-              "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
+              paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n")]
+    if "ablation" in report:
+        lines += ["", ("What distillation adds: on the same folds, students distilled with the hard-label loss "
+                       "alone (soft_weight=0) and with the teacher's targets alone (hard_weight=0), rows above; the "
+                       "shipped recipe minus each, paired (against hard labels only: with distillation minus "
+                       "without):"), "",
+                  paired_table("shipped recipe", report["ablation"]).rstrip("\n")]
+    lines += ["", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
     return "\n".join(lines)
 
 
@@ -122,7 +145,9 @@ def main(argv: list[str]) -> dict:
     _, kept = cross_validated_rows(clips)
     clips, cache = clips.subset(kept), {k: v[kept] for k, v in cache.items()}
     shipped = torch.load(run / f"student_{config['family']}.pt", map_location="cpu", weights_only=False)
-    student_config = {**shipped["distill"], "family": config["family"], "run_dir": str(run)}
+    # settings newer than the run's checkpoint (layer matching) take distill's defaults
+    defaults = {k: getattr(distill, k) for k in distill._CONFIG_KEYS}
+    student_config = {**defaults, **shipped["distill"], "family": config["family"], "run_dir": str(run)}
     if config["epochs"] > 0:
         student_config["epochs"] = config["epochs"]
     if config["student_seed"] >= 0:
@@ -143,7 +168,8 @@ def main(argv: list[str]) -> dict:
         print(f"fold {k + 1}/{config['folds']}")
         held = np.zeros(len(clips), dtype=bool)
         held[labelled[held_rows]] = True
-        for name, values in run_fold(clips, feats, cache, held, student_config, teacher_config, gate).items():
+        for name, values in run_fold(clips, feats, cache, held, student_config, teacher_config, gate,
+                                     ABLATIONS if config["ablation"] else None).items():
             scores.setdefault(name, np.zeros(len(labelled)))[held_rows] = values
 
     y, sources = clips.covid_label[labelled], clips.source[labelled].astype(str)
@@ -160,6 +186,9 @@ def main(argv: list[str]) -> dict:
               "recordings_cut": int(sum(not np.isclose(a, b) for a, b in zip(scores[CUT], scores[STUDENT]))),
               "out_of_fold": {"recording": clips.recording[labelled].tolist(), "label": y.tolist(),
                               "source": sources.tolist(), **{name: p.tolist() for name, p in scores.items()}}}
+    if config["ablation"]:
+        report["ablation"] = paired_differences(y, scores[STUDENT], {name: scores[name] for name in ABLATIONS},
+                                                sources, config["n_boot"], config["seed"])
     out = Path(config["report_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "crossval.json").write_text(json.dumps(report, indent=1, default=float))
@@ -170,7 +199,8 @@ def main(argv: list[str]) -> dict:
     return report
 
 
-_CONFIG_KEYS = ("run_dir", "family", "folds", "epochs", "student_seed", "card", "report_dir", "n_boot", "seed")
+_CONFIG_KEYS = ("run_dir", "family", "folds", "epochs", "student_seed", "ablation", "card", "report_dir", "n_boot",
+                "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
