@@ -252,8 +252,8 @@ def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
 
 
 _CONFIG_KEYS = ("run_dir", "family", "epochs", "batch_size", "length_jitter", "learning_rate", "weight_decay",
-                "hard_weight", "soft_weight", "temperature", "cough_weight", "embedding_weight", "layer_weight", "layers",
-                "spec_augment", "seed")
+                "hard_weight", "soft_weight", "temperature", "cough_weight", "embedding_weight", "layer_weight",
+                "layers", "spec_augment", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
