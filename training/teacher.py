@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
@@ -72,13 +73,15 @@ def describe(model: Teacher, config: dict, history: dict | None) -> str:
         parameters = sum(p.numel() for p in model.encoder.parameters())
         pooled = "its last layer" if model.mode == "full" else "a weighted sum of its hidden layers"
         what = (f"{config['teacher']} ({c.model_type}, {c.num_hidden_layers} transformer layers of width "
-                f"{c.hidden_size}, {parameters / 1e6:.1f}M parameters; embedding: the time-mean of {pooled})")
+                f"{c.hidden_size}, {parameters:,} parameters; embedding: the time-mean of {pooled})")
         how = "every layer" if model.mode == "full" else "encoder frozen, layer weights and head learnt"
         frozen += " (equal layer weights)" if model.mode == "frozen" else ""
     if history is None:
         return f"{what}, {frozen}"
+    epochs = len(history["loss"])
     kept = f", epoch {history['best_epoch'] + 1} kept by validation AUC" if "best_epoch" in history else ""
-    return f"{what}, fine-tuned on 2 s crops of the training recordings ({how}; {len(history['loss'])} epochs{kept})"
+    return (f"{what}, fine-tuned on 2 s crops of the training recordings ({how}; {epochs} epoch"
+            f"{'s' if epochs > 1 else ''}{kept})")
 
 
 def padded(waveform: np.ndarray, seconds: float) -> np.ndarray:
@@ -161,7 +164,7 @@ def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
     run = Path(config["run_dir"])
     clips = ClipSet.load(run / "clips.npz")
     feats = features(clips) if feats is None else feats
-    state = PartialState()
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # `launch --cpu`, as Accelerator reads it
     with state.main_process_first():  # under `accelerate launch`, a hub model is downloaded once
         model = build(config)
     history = fine_tune_on_crops(model, clips, feats, config) if config["finetune_epochs"] > 0 else None
