@@ -15,8 +15,9 @@ from training.clips import NO_LABEL, ClipSet
 from training.distill import RandomCrops, SimilarLengths
 from training.probe import cross_fitted_logits, probe_logits
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(32, 32),
-            conv_stride=(10, 8), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
+        "conv_dim": (32, 32), "conv_stride": (10, 8), "conv_kernel": (10, 8), "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2}
 
 
 def labelled_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

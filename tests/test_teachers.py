@@ -34,8 +34,9 @@ from training.teachers import (
     fine_tune,
 )
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(32, 32),
-            conv_stride=(10, 8), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
+        "conv_dim": (32, 32), "conv_stride": (10, 8), "conv_kernel": (10, 8), "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2}
 FAMILIES = {
     "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model, {}),
     "hubert": (HubertConfig, HubertModel, {}),
