@@ -6,11 +6,10 @@
 Reads the clips from ``prepare`` and the teacher outputs cached by ``teacher``, trains one student family with
 hard labels + tempered teacher targets (+ optional embedding matching, and for a wav2vec2-family teacher optional
 DistilHuBERT-style matching of its hidden layers, ``--layer_weight=1 --layers=4,8,12``; weights below) on whole
-clips (the CNN's
-MFCC read-out is fitted to the same loss outright first, see students.LogMelCNN.fit_readout), keeps the last
-epoch of the one-cycle schedule, and writes the checkpoint ``student_<family>.pt``. Validation AUC is logged every
-epoch but picks nothing: with 8 Telegram positives in the validation split, an epoch chosen by it is chosen on
-noise (runs of this step saw the Telegram AUC swing by more than 0.3 between validation and test).
+clips (the CNN's MFCC read-out is fitted to the same loss outright first, see students.LogMelCNN.fit_readout),
+keeps the last epoch of the one-cycle schedule, and writes the checkpoint ``student_<family>.pt``. Validation AUC
+is logged every epoch but picks nothing: with 8 Telegram positives in the validation split, an epoch chosen by it
+is chosen on noise (runs of this step saw the Telegram AUC swing by more than 0.3 between validation and test).
 """
 from __future__ import annotations
 
