@@ -76,20 +76,17 @@ def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndarray], held: np.ndarray,
-             student_config: dict, teacher_config: dict, gate: tuple[SoundTypeCNN, float],
-             ablations: dict[str, dict] | None = None) -> dict[str, np.ndarray]:
+             student_config: dict, teacher_config: dict, gate: tuple[SoundTypeCNN, float]) -> dict[str, np.ndarray]:
     """COVID-19 probabilities of the ``held`` recordings (a mask over ``clips``, the cross-validated clips only) from
     the teacher, the student (and each of its members; and on each recording's cough parts as the run's gate
     cuts them, (network, threshold) ``gate``) and the baseline, all fitted on the other clips, with ``held`` in the
-    role of the validation split; and from a student distilled with each of ``ablations``' config overrides
-    ({name: overrides}; its members' mean, as shipped). Arrays are aligned with ``np.flatnonzero(held)``."""
+    role of the validation split. Arrays are aligned with ``np.flatnonzero(held)``."""
     part = replace(clips, split=np.where(held, "val", "train"))
     part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
     model = from_checkpoint(distill.train_student(part, part_cache, student_config, feats))
 
     scored = np.flatnonzero(held)
-    inputs = distill.student_inputs([feats[i] for i in scored], student_config["family"])
-    members = distill.member_logits(model, inputs)
+    members = distill.member_logits(model, distill.student_inputs([feats[i] for i in scored], student_config["family"]))
     fit = np.flatnonzero(~held & (clips.recording >= 0))
     baseline = MfccBaseline(teacher_config["seed"]).fit([feats[i].waveform for i in fit], clips.covid_label[fit])
     names = model.member_names
@@ -100,14 +97,24 @@ def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndar
         return tuple(t.numpy() for t in network(torch.from_numpy(x)))
 
     cut = np.array([score(run, feats[i], gate[1]).covid_logit for i in scored])
-    ablated = {}
-    for name, overrides in (ablations or {}).items():
-        variant = from_checkpoint(distill.train_student(part, part_cache, {**student_config, **overrides}, feats))
-        ablated[name] = sigmoid(distill.member_logits(variant, inputs).mean(axis=1))
     return {STUDENT: sigmoid(members.mean(axis=1)), CUT: sigmoid(cut),
             **({f"student member: {n}": sigmoid(members[:, k]) for k, n in enumerate(names)} if len(names) > 1 else {}),
             "teacher": sigmoid(part_cache["covid_logit"][scored]),
-            "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored]), **ablated}
+            "mfcc_baseline": baseline.predict_proba([feats[i].waveform for i in scored])}
+
+
+def ablation_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndarray], held: np.ndarray,
+                  student_config: dict, teacher_config: dict) -> dict[str, np.ndarray]:
+    """COVID-19 probabilities of the ``held`` recordings from a student distilled with each of ABLATIONS' overrides
+    of the recipe (its members' mean, as shipped), on the fold's own teacher probes as in run_fold."""
+    part = replace(clips, split=np.where(held, "val", "train"))
+    part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
+    inputs = distill.student_inputs([feats[i] for i in np.flatnonzero(held)], student_config["family"])
+    out = {}
+    for name, overrides in ABLATIONS.items():
+        model = from_checkpoint(distill.train_student(part, part_cache, {**student_config, **overrides}, feats))
+        out[name] = sigmoid(distill.member_logits(model, inputs).mean(axis=1))
+    return out
 
 
 def section(results: dict, report: dict) -> str:
@@ -126,14 +133,13 @@ def section(results: dict, report: dict) -> str:
               "", f"What the gate's cut costs: in {report['recordings_cut']} of the {report['recordings']} recordings the "
               "gate hears events as speech or other sounds, and the runtime scores them without those events; paired "
               "against the same students on the whole recordings:", "",
-              paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n")]
-    if "ablation" in report:
-        lines += ["", ("What distillation adds: on the same folds, students distilled with the hard-label loss "
-                       "alone (soft_weight=0) and with the teacher's targets alone (hard_weight=0), rows above; the "
-                       "shipped recipe minus each, paired (against hard labels only: with distillation minus "
-                       "without):"), "",
-                  paired_table("shipped recipe", report["ablation"]).rstrip("\n")]
-    lines += ["", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
+              paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n"),
+              "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
+    if "ablation" in report:  # before the closing "Measured with" line
+        lines[-1:-1] = [("What distillation adds: on the same folds, students distilled with the hard-label loss "
+                         "alone (soft_weight=0) and with the teacher's targets alone (hard_weight=0), rows above; "
+                         "the shipped recipe minus each, paired (against hard labels only: with distillation minus "
+                         "without):"), "", paired_table("shipped recipe", report["ablation"]).rstrip("\n"), ""]
     return "\n".join(lines)
 
 
@@ -168,11 +174,17 @@ def main(argv: list[str]) -> dict:
         print(f"fold {k + 1}/{config['folds']}")
         held = np.zeros(len(clips), dtype=bool)
         held[labelled[held_rows]] = True
-        for name, values in run_fold(clips, feats, cache, held, student_config, teacher_config, gate,
-                                     ABLATIONS if config["ablation"] else None).items():
+        for name, values in run_fold(clips, feats, cache, held, student_config, teacher_config, gate).items():
             scores.setdefault(name, np.zeros(len(labelled)))[held_rows] = values
 
     y, sources = clips.covid_label[labelled], clips.source[labelled].astype(str)
+    if config["ablation"]:  # the same folds again, with one of the recipe's losses switched off
+        for k, (_, held_rows) in enumerate(splitter.split(labelled, strata)):
+            print(f"ablation, fold {k + 1}/{config['folds']}")
+            held = np.zeros(len(clips), dtype=bool)
+            held[labelled[held_rows]] = True
+            for name, values in ablation_fold(clips, feats, cache, held, student_config, teacher_config).items():
+                scores.setdefault(name, np.zeros(len(labelled)))[held_rows] = values
     results = {name: evaluate_scores(y, p, sources, config["n_boot"], config["seed"]) for name, p in scores.items()}
     paired = paired_differences(y, scores[STUDENT], {name: scores[name] for name in ("teacher", "mfcc_baseline")},
                                 sources, config["n_boot"], config["seed"])
