@@ -15,8 +15,9 @@ from training.clips import NO_LABEL, ClipSet
 from training.distill import RandomCrops, SimilarLengths
 from training.probe import cross_fitted_logits, probe_logits
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(32, 32),
-            conv_stride=(10, 8), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
+        "conv_dim": (32, 32), "conv_stride": (10, 8), "conv_kernel": (10, 8), "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2}
 
 
 def labelled_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,9 +86,12 @@ def test_teacher_step_caches_every_clip_with_a_tiny_hf_teacher(tmp_path: Path) -
                             "--batch_size=8"])
     with np.load(run / "teacher_cache.npz") as cache:
         assert cache["covid_logit"].shape == (68,) and cache["embedding"].shape == (68, 32)
+        assert cache["hidden_states"].shape == (68, 2 + 1, 32)  # every hidden state, for layer matching
         np.testing.assert_array_equal(cache["cough_target"], clips.is_cough)  # no AudioSet tags: the known labels
         assert np.all(cache["covid_logit"][-4:] == 0.0)  # generated audio carries no COVID-19 label
     assert len(summary["history"]["loss"]) == 1
+    assert summary["description"].startswith(f"{model_dir} (wav2vec2, 2 transformer layers of width 32")
+    assert "fine-tuned" in summary["description"] and "encoder frozen" in summary["description"]
     assert summary["val_within_source_auc"] > 0.5  # a 440 Hz tone is easy, even for random features + MFCCs
     test_scores = json.loads((run / "teacher_test_scores.json").read_text())
     assert len(test_scores) == 16 and all(0.0 <= p <= 1.0 for p in test_scores.values())

@@ -34,8 +34,9 @@ from training.teachers import (
     fine_tune,
 )
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(32, 32),
-            conv_stride=(10, 8), conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
+        "conv_dim": (32, 32), "conv_stride": (10, 8), "conv_kernel": (10, 8), "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2}
 FAMILIES = {
     "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model, {}),
     "hubert": (HubertConfig, HubertModel, {}),
@@ -74,6 +75,21 @@ def test_hf_teacher_loads_any_family_and_gives_the_interface(tiny_model_dir, mod
     out = teacher(torch.randn(3, 16000))
     assert isinstance(out, TeacherOutput)
     assert out.embedding.shape == (3, 32) and out.covid_logit.shape == (3,) and out.tags is None
+    assert out.hidden.shape == (3, 2 + 1, 32)  # the input embeddings and each layer, pooled over time
+
+
+def test_hidden_layers_are_the_encoders_own_states_pooled_over_time(tiny_model_dir):
+    _, path = tiny_model_dir
+    teacher = build_teacher(str(path), mode="frozen").eval()
+    with torch.no_grad():
+        teacher.layer_weights.copy_(torch.tensor([0.0, 1.0, -1.0]))
+        x = torch.randn(2, 16000)
+        out = teacher(x)
+        states = teacher.encoder(teacher._normalise(x), output_hidden_states=True).hidden_states
+    for k, state in enumerate(states):
+        assert torch.allclose(out.hidden[:, k], state.mean(dim=1), atol=1e-5)
+    weights = torch.softmax(teacher.layer_weights, dim=0)
+    assert torch.allclose(out.embedding, sum(w * s.mean(dim=1) for w, s in zip(weights, states)), atol=1e-5)
 
 
 def test_frozen_mode_trains_only_head_and_layer_weights(tiny_model_dir):

@@ -19,6 +19,12 @@ How much of a difference is the seed: ``--student_seed=1 --card= --report_dir=re
 student with another seed, on the same folds and teacher, and leaves the card alone. For the shipped recipe that
 moved the student's out-of-fold AUC from 0.820 / 0.728 to 0.824 / 0.712 (call-centre / Telegram; 2026-11-29,
 31 min): recipes that differ by 0.01-0.02 on Telegram are not told apart by one run each.
+
+What distillation adds: ``--ablation=True`` also distils every fold's student on the hard labels alone
+(soft_weight=0) and on the teacher's targets alone (hard_weight=0), beside the shipped recipe, and adds their rows
+and the shipped recipe's paired differences to each (``ablation`` in crossval.json; against hard labels only it is
+"with distillation minus without") to the json and the card's section. Three students per fold: about three times
+the run time.
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ family = "cnn"  # the student family whose recipe is cross-validated (its checkp
 folds = 5
 epochs = 0  # > 0: override the checkpoint's number of epochs (for quick checks); 0: the recipe's own
 student_seed = -1  # >= 0: distil with this seed instead of the checkpoint's (same folds: the recipe's seed spread)
+ablation = False  # True: on the same folds, also distil on hard labels only and on the teacher's targets only
 card = "assets/MODEL_CARD.md"  # "": leave the card alone (e.g. a --student_seed run beside the shipped recipe's)
 report_dir = "reports"
 n_boot = 2000
@@ -62,6 +69,9 @@ CUT = "student on the cough parts (speech and other events cut; not shipped)"
 # The alternative measured here: events the gate hears as these cut out before the COVID-19 score. Breathing would
 # stay: the inhale before a cough belongs to it, and the training recordings hold it too.
 CUT_TYPES = ("speech", "other")
+# The distillation ablation (--ablation=True): the shipped recipe with one of its two COVID-19 losses switched off.
+ABLATIONS = {"student, hard labels only (soft_weight=0)": {"soft_weight": 0.0},
+             "student, teacher targets only (hard_weight=0)": {"hard_weight": 0.0}}
 
 
 def cross_validated_rows(clips: ClipSet) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +132,20 @@ def cough_part_probabilities(student: torch.nn.Module, gate: dict, feats: list[C
     return sigmoid(np.array(logits))
 
 
+def ablation_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndarray], held: np.ndarray,
+                  student_config: dict, teacher_config: dict) -> dict[str, np.ndarray]:
+    """COVID-19 probabilities of the ``held`` recordings from a student distilled with each of ABLATIONS' overrides
+    of the recipe (its members' mean, as shipped), on the fold's own teacher probes as in run_fold."""
+    part = replace(clips, split=np.where(held, "val", "train"))
+    part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
+    inputs = distill.student_inputs([feats[i] for i in np.flatnonzero(held)], student_config["family"])
+    out = {}
+    for name, overrides in ABLATIONS.items():
+        model = from_checkpoint(distill.train_student(part, part_cache, {**student_config, **overrides}, feats))
+        out[name] = sigmoid(distill.member_logits(model, inputs).mean(axis=1))
+    return out
+
+
 def section(results: dict, report: dict) -> str:
     """The card's cross-validation text: per-source out-of-fold AUCs with bootstrap CIs."""
     first = next(iter(results.values()))["per_source"]
@@ -141,6 +165,11 @@ def section(results: dict, report: dict) -> str:
               "same students on the whole recordings:", "",
               paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n"),
               "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
+    if "ablation" in report:  # before the closing "Measured with" line
+        lines[-1:-1] = [("What distillation adds: on the same folds, students distilled with the hard-label loss "
+                         "alone (soft_weight=0) and with the teacher's targets alone (hard_weight=0), rows above; "
+                         "the shipped recipe minus each, paired (against hard labels only: with distillation minus "
+                         "without):"), "", paired_table("shipped recipe", report["ablation"]).rstrip("\n"), ""]
     return "\n".join(lines)
 
 
@@ -152,7 +181,9 @@ def main(argv: list[str]) -> dict:
     _, kept = cross_validated_rows(clips)
     clips, cache = clips.subset(kept), {k: v[kept] for k, v in cache.items()}
     shipped = torch.load(run / f"student_{config['family']}.pt", map_location="cpu", weights_only=False)
-    student_config = {**shipped["distill"], "family": config["family"], "run_dir": str(run)}
+    # settings newer than the run's checkpoint (layer matching) take distill's defaults
+    defaults = {k: getattr(distill, k) for k in distill._CONFIG_KEYS}
+    student_config = {**defaults, **shipped["distill"], "family": config["family"], "run_dir": str(run)}
     if config["epochs"] > 0:
         student_config["epochs"] = config["epochs"]
     if config["student_seed"] >= 0:
@@ -180,6 +211,13 @@ def main(argv: list[str]) -> dict:
         scores[CUT][held_rows] = cough_part_probabilities(student, gate, [feats[i] for i in labelled[held_rows]])
 
     y, sources = clips.covid_label[labelled], clips.source[labelled].astype(str)
+    if config["ablation"]:  # the same folds again, with one of the recipe's losses switched off
+        for k, (_, held_rows) in enumerate(splitter.split(labelled, strata)):
+            print(f"ablation, fold {k + 1}/{config['folds']}")
+            held = np.zeros(len(clips), dtype=bool)
+            held[labelled[held_rows]] = True
+            for name, values in ablation_fold(clips, feats, cache, held, student_config, teacher_config).items():
+                scores.setdefault(name, np.zeros(len(labelled)))[held_rows] = values
     results = {name: evaluate_scores(y, p, sources, config["n_boot"], config["seed"]) for name, p in scores.items()}
     paired = paired_differences(y, scores[STUDENT], {name: scores[name] for name in ("teacher", "mfcc_baseline")},
                                 sources, config["n_boot"], config["seed"])
@@ -193,6 +231,9 @@ def main(argv: list[str]) -> dict:
               "recordings_cut": int(sum(not np.isclose(a, b) for a, b in zip(scores[CUT], scores[STUDENT]))),
               "out_of_fold": {"recording": clips.recording[labelled].tolist(), "label": y.tolist(),
                               "source": sources.tolist(), **{name: p.tolist() for name, p in scores.items()}}}
+    if config["ablation"]:
+        report["ablation"] = paired_differences(y, scores[STUDENT], {name: scores[name] for name in ABLATIONS},
+                                                sources, config["n_boot"], config["seed"])
     out = Path(config["report_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "crossval.json").write_text(json.dumps(report, indent=1, default=float))
@@ -203,7 +244,8 @@ def main(argv: list[str]) -> dict:
     return report
 
 
-_CONFIG_KEYS = ("run_dir", "family", "folds", "epochs", "student_seed", "card", "report_dir", "n_boot", "seed")
+_CONFIG_KEYS = ("run_dir", "family", "folds", "epochs", "student_seed", "ablation", "card", "report_dir", "n_boot",
+                "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

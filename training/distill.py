@@ -4,11 +4,12 @@
     accelerate launch -m training.distill --run_dir=runs/latest --family=wav2vec
 
 Reads the clips from ``prepare`` and the teacher outputs cached by ``teacher``, trains one student family with
-hard labels + tempered teacher targets (+ optional embedding matching; weights below) on whole clips (the CNN's
-MFCC read-out is fitted to the same loss outright first, see students.LogMelCNN.fit_readout), keeps the last
-epoch of the one-cycle schedule, and writes the checkpoint ``student_<family>.pt``. Validation AUC is logged every
-epoch but picks nothing: with 8 Telegram positives in the validation split, an epoch chosen by it is chosen on
-noise (runs of this step saw the Telegram AUC swing by more than 0.3 between validation and test).
+hard labels + tempered teacher targets (+ optional embedding matching, and for a wav2vec2-family teacher optional
+DistilHuBERT-style matching of its hidden layers, ``--layer_weight=1 --layers=4,8,12``; weights below) on whole
+clips (the CNN's MFCC read-out is fitted to the same loss outright first, see students.LogMelCNN.fit_readout),
+keeps the last epoch of the one-cycle schedule, and writes the checkpoint ``student_<family>.pt``. Validation AUC
+is logged every epoch but picks nothing: with 8 Telegram positives in the validation split, an epoch chosen by it
+is chosen on noise (runs of this step saw the Telegram AUC swing by more than 0.3 between validation and test).
 """
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ temperature = 2.0
 cough_weight = 0.5
 embedding_weight = 0.0  # > 0: cosine matching of a projection of the student embedding to the teacher's; off, as it
 # lowered the Telegram AUC in the cross-validation experiments behind this version
+layer_weight = 0.0  # > 0: prediction heads regress the teacher's hidden layers below (wav2vec2-family teachers only)
+layers = "4,8,12"  # indices into the teacher's hidden states: 0 = input embeddings, k = after transformer layer k
 spec_augment = True
 seed = 0
 # --------------------------------------------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ class SimilarLengths(Sampler):
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[list[int]]:
         order = np.argsort(self.lengths * self.rng.uniform(1 - self.jitter, 1 + self.jitter, len(self.lengths)))
@@ -151,6 +154,24 @@ def window_logits(model: torch.nn.Module, windows: list[np.ndarray]) -> list[tup
     return out
 
 
+def layer_targets(teacher: dict[str, np.ndarray], config: dict, train: np.ndarray) -> np.ndarray | None:
+    """(clips, layers, hidden) the chosen teacher layers' time-pooled states, standardised per layer and dimension
+    on the training clips so the L1 term weighs every layer and dimension alike whatever their scale; None when
+    layer matching is off."""
+    if config["layer_weight"] <= 0:
+        return None
+    if "hidden_states" not in teacher:
+        raise SystemExit("--layer_weight > 0 needs a teacher with hidden layers (a wav2vec2-family model); this "
+                         "run's teacher cache has none")
+    chosen = [int(k) for k in config["layers"].split(",")]
+    available = teacher["hidden_states"].shape[1]
+    if not chosen or min(chosen) < 0 or max(chosen) >= available:
+        raise SystemExit(f"--layers={config['layers']}: the teacher has hidden states 0..{available - 1}")
+    hidden = teacher["hidden_states"][:, chosen]
+    mean, std = hidden[train].mean(axis=0), hidden[train].std(axis=0)
+    return ((hidden - mean) / (std + 1e-6)).astype(np.float32)
+
+
 def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
                   feats: list[ClipFeatures] | None = None) -> dict:
     """Train one student; returns the checkpoint dict (last epoch) with its validation history."""
@@ -164,6 +185,9 @@ def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
     targets = {"covid_label": clips.covid_label.astype(np.int64), "covid_weight": weights,
                "teacher_covid_logit": teacher["covid_logit"], "cough_target": teacher["cough_target"],
                "teacher_embedding": teacher["embedding"]}
+    matched = layer_targets(teacher, config, train)
+    if matched is not None:
+        targets["teacher_layers"] = matched
     train_inputs = [inputs[i] for i in train]
     rate = RATE[INPUTS[config["family"]]]
     loader = DataLoader(np.arange(len(train)),
@@ -172,8 +196,9 @@ def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
                         collate_fn=RandomCrops(train_inputs, {k: v[train] for k, v in targets.items()}, config["seed"]))
     model = build_student(config["family"])
     distiller = Distiller(model, DistillWeights(config["hard_weight"], config["soft_weight"], config["temperature"],
-                                                config["cough_weight"], config["embedding_weight"]),
-                          teacher["embedding"].shape[1])
+                                                config["cough_weight"], config["embedding_weight"],
+                                                config["layer_weight"]),
+                          teacher["embedding"].shape[1], (0, 0) if matched is None else matched.shape[1:])
     labelled = train[clips.covid_label[train] >= 0]  # the clips the COVID-19 head learns from, whole and clean
     labelled_targets = {k: torch.from_numpy(v[labelled]) for k, v in targets.items()}
     model.fit_readout([inputs[i] for i in labelled], lambda logit: distiller.covid_loss(logit, labelled_targets))
@@ -226,7 +251,8 @@ def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
 
 
 _CONFIG_KEYS = ("run_dir", "family", "epochs", "batch_size", "length_jitter", "learning_rate", "weight_decay",
-                "hard_weight", "soft_weight", "temperature", "cough_weight", "embedding_weight", "spec_augment", "seed")
+                "hard_weight", "soft_weight", "temperature", "cough_weight", "embedding_weight", "layer_weight",
+                "layers", "spec_augment", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

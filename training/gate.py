@@ -47,7 +47,14 @@ from training.distill import RandomCrops, SimilarLengths, spec_masks
 from training.evaluate import choose_gate_threshold, gate_groups
 from training.models.efficientat import N_CLASSES
 from training.models.students import SoundTypeCNN, count_parameters
-from training.sounds import SoundClips, from_clip_set, from_recordings, mixtures, teacher_distribution, telephone_copies
+from training.sounds import (
+    SoundClips,
+    from_clip_set,
+    from_recordings,
+    mixtures,
+    teacher_distribution,
+    telephone_copies,
+)
 from training.teachers import build_teacher
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
@@ -132,7 +139,8 @@ def items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.n
 def teacher_targets(waveforms: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
     """(n, len(SOUND_TYPES)) the EfficientAT tagger's sound-type distribution of each item, items of one length
     batched together (event windows are all 1 s, and most cut clips are max_seconds long)."""
-    teacher = build_teacher("efficientat").eval()
+    device = PartialState().device  # a GPU where accelerate has one
+    teacher = build_teacher("efficientat").eval().to(device)
     padded = [np.pad(w, (0, max(0, int(MIN_SECONDS * SAMPLE_RATE) - len(w)))).astype(np.float32) for w in waveforms]
     by_length: dict[int, list[int]] = {}
     for i, w in enumerate(padded):
@@ -140,7 +148,7 @@ def teacher_targets(waveforms: list[np.ndarray], batch_size: int = 32) -> np.nda
     batches = [rows[k:k + batch_size] for rows in by_length.values() for k in range(0, len(rows), batch_size)]
     tags = np.zeros((len(padded), N_CLASSES), dtype=np.float32)
     for rows in tqdm(batches, desc="teacher tags", unit="batch"):
-        tags[rows] = teacher(torch.from_numpy(np.stack([padded[i] for i in rows]))).tags.numpy()
+        tags[rows] = teacher(torch.from_numpy(np.stack([padded[i] for i in rows])).to(device)).tags.cpu().numpy()
     return teacher_distribution(tags)
 
 

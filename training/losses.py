@@ -1,4 +1,5 @@
-"""Distillation losses: hard labels, temperature-softened teacher targets, and optional embedding matching.
+"""Distillation losses: hard labels, temperature-softened teacher targets, and optional embedding and hidden-layer
+matching.
 
 The two heads are binary (sigmoid) outputs, so "soft targets with temperature" means matching the teacher's
 tempered Bernoulli distribution: BCE(sigmoid(s / T), sigmoid(t / T)) * T^2, the binary analogue of Hinton et al.
@@ -6,6 +7,11 @@ Windows without a COVID-19 label (generated non-cough audio) get weight 0 in tha
 are weighted so that, within each source, positives and negatives count equally (see source_balanced_weights).
 A student whose COVID-19 head has several members (students.LogMelCNN) gets these losses on each member; one
 fitted outright before SGD (its ``fit_readout``) is fitted to the same ``covid_loss``.
+
+Hidden-layer matching (DistilHuBERT, Chang et al. ICASSP 2022) gives the student one small prediction head per
+chosen teacher layer; each regresses that layer's time-pooled hidden state from the student's clip embedding
+with DistilHuBERT's loss, L1 plus -log sigmoid(cosine similarity). It needs a teacher with hidden layers (the
+wav2vec2 family; EfficientAT mn04 has none cached) and is off unless its weight is above 0.
 """
 from __future__ import annotations
 
@@ -24,12 +30,21 @@ class DistillWeights:
     temperature: float = 2.0
     cough: float = 0.5
     embedding: float = 0.0
+    layers: float = 0.0
 
 
 def soft_bce(student_logit: torch.Tensor, teacher_logit: torch.Tensor, temperature: float) -> torch.Tensor:
     """Per-item BCE between tempered sigmoids, scaled by T^2 so gradients keep their size as T changes."""
     target = torch.sigmoid(teacher_logit / temperature)
     return F.binary_cross_entropy_with_logits(student_logit / temperature, target, reduction="none") * temperature**2
+
+
+def layer_matching_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """DistilHuBERT's loss over (B, layers, hidden) predictions and targets: per layer and clip the mean absolute
+    error plus -log sigmoid(cosine similarity), averaged over both."""
+    l1 = (predicted - target).abs().mean(dim=-1)
+    cosine = -F.logsigmoid(F.cosine_similarity(predicted, target, dim=-1))
+    return (l1 + cosine).mean()
 
 
 def source_balanced_weights(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -54,14 +69,21 @@ def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 class Distiller(nn.Module):
-    """The student plus what only training needs (the embedding projection), so one wrapper can be handed to
-    accelerate/DDP and the exported student stays lean."""
+    """The student plus what only training needs (the embedding projection, the layer prediction heads), so one
+    wrapper can be handed to accelerate/DDP and the exported student stays lean. ``teacher_layers``: how many
+    teacher layers are matched and their width, (0, 0) for none."""
 
-    def __init__(self, student: nn.Module, weights: DistillWeights, teacher_dim: int):
+    def __init__(self, student: nn.Module, weights: DistillWeights, teacher_dim: int,
+                 teacher_layers: tuple[int, int] = (0, 0)):
         super().__init__()
         self.student = student
         self.weights = weights
         self.projection = nn.Linear(student.embed_dim, teacher_dim) if weights.embedding > 0 else None
+        n_layers, width = teacher_layers
+        if weights.layers > 0 and n_layers == 0:
+            raise ValueError("layer matching has a weight but no teacher layers to match")
+        self.layer_heads = (nn.ModuleList(nn.Linear(student.embed_dim, width) for _ in range(n_layers))
+                            if weights.layers > 0 else None)
 
     def covid_losses(self, covid_logit: torch.Tensor,
                      batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,7 +101,8 @@ class Distiller(nn.Module):
 
     def forward(self, x: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss parts for one batch. ``batch``: covid_label (-1 = none), covid_weight (0 where no label),
-        teacher_covid_logit, cough_target (soft, 0..1), teacher_embedding."""
+        teacher_covid_logit, cough_target (soft, 0..1), teacher_embedding, and with layer matching teacher_layers
+        (B, layers, hidden)."""
         covid_logits, cough_logit, student_embedding = self.student.members(x)
         w = self.weights
         hard = soft = torch.zeros((), device=x.device)
@@ -94,5 +117,9 @@ class Distiller(nn.Module):
             embedding = 1 - F.cosine_similarity(self.projection(student_embedding), target, dim=-1).mean()
             parts["embedding"] = embedding
             total = total + w.embedding * embedding
+        if self.layer_heads is not None:
+            predicted = torch.stack([head(student_embedding) for head in self.layer_heads], dim=1)
+            parts["layers"] = layer_matching_loss(predicted, batch["teacher_layers"])
+            total = total + w.layers * parts["layers"]
         parts["total"] = total
         return parts

@@ -3,32 +3,43 @@ run's ROC plot beside it, MODEL_CARD_roc.png).
 
     python -m training.reproduce                      # the shipped model (~20 min on a 2-core laptop CPU)
     python -m training.reproduce --limit=60 --student_epochs=2 --out_dir=/tmp/m   # smoke run
+    python -m training.reproduce --teacher=facebook/wav2vec2-base --finetune_epochs=3 --mode=frozen
+    accelerate launch -m training.reproduce --teacher=facebook/wav2vec2-base --finetune_epochs=3   # every GPU
 
-Steps: prepare (data, traps, splits, clips) -> teacher (EfficientAT mn04 + probes, cached outputs) -> distill
+Steps: prepare (data, traps, splits, clips) -> teacher (EfficientAT mn04, or any wav2vec2-family hub name or local
+directory, + probes, cached outputs) -> distill
 (each student family) -> gate (the sound-type network, on real coughs, speech, breathing and everyday sounds) ->
 export (OpenVINO FP32 + NNCF INT8, parity) -> evaluate (held-out test splits, through the coughkd runtime) -> model
 card. Every number in the card comes from this run; ``previous_scores`` adds the model this one replaces as a row
-(its per-recording test probabilities, {"model": id, "scores": {sha256: probability}}).
+(its per-recording test probabilities, {"model": id, "scores": {sha256: probability}}). The gate always learns
+from mn04's AudioSet tags, whichever teacher the COVID-19 student has. Under ``accelerate launch`` every process
+fine-tunes the teacher and trains the students and the gate; the main process alone prepares the data, writes the
+teacher cache and checkpoints, exports, evaluates and writes the card.
 """
 from __future__ import annotations
 
 import json
 import platform
+import re
 from collections import Counter
 import shlex
 import shutil
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import N_MELS, front_end_spec
 from coughkd.model import SOUND_TYPES
 from coughkd.predict import WINDOW_FRAMES, ClipFeatures
-from training import distill, gate, prepare, teacher
+from training import distill, gate, prepare
+from training import teacher as teacher_step
 from training.clips import ClipScores, ClipSet, clip_scores, features
 from training.configurator import parse_overrides
 from training.evaluate import (
@@ -68,6 +79,11 @@ out_dir = "assets/model"
 card = "assets/MODEL_CARD.md"
 report_dir = "reports/eval"
 families = "cnn,wav2vec"  # every family is trained and compared; the first one is exported and shipped
+teacher = "efficientat"  # the COVID-19 student's teacher: "efficientat" (mn04) or a wav2vec2-family hub name / dir
+mode = "full"  # wav2vec2-family teachers, when fine-tuned: "full", or "frozen" with a learnt weighted layer sum
+finetune_epochs = 0  # > 0: fine-tune the teacher on 2 s crops first (training.teacher)
+layer_weight = 0.0  # > 0: the students also regress these teacher layers (wav2vec2-family teachers; training.distill)
+layers = "4,8,12"
 student_epochs = 30
 gate_epochs = 15
 non_cough_clips = 600
@@ -78,6 +94,10 @@ resume = False  # True: steps whose outputs are in run_dir (from a run of this c
 previous_scores = ""  # a json of the replaced model's test-split scores (see the module docstring); "": no such row
 seed = 0
 # --------------------------------------------------------------------------------------------------------------------
+
+# Processes wait at barriers while the main one prepares the data or embeds every clip with the teacher, which can
+# outlast torch's default 10 minutes on a first run.
+BARRIER_TIMEOUT = timedelta(hours=2)
 
 
 def student_clip_scores(clips: ClipSet, feats: list[ClipFeatures], checkpoint: dict, split: str) -> ClipScores:
@@ -180,8 +200,34 @@ def distillation(d: dict) -> str:
     parts = [f"hard labels (weight {d['hard_weight']})",
              f"teacher targets at temperature {d['temperature']} (weight {d['soft_weight']})"]
     if d["embedding_weight"] > 0:
-        parts.append(f"matching mn04's embedding (weight {d['embedding_weight']})")
+        parts.append(f"matching the teacher's embedding (weight {d['embedding_weight']})")
+    if d["layer_weight"] > 0:
+        parts.append(f"predicting the teacher's hidden layers {d['layers']} (weight {d['layer_weight']})")
     return " + ".join(parts) + (" with SpecAugment masks" if d["spec_augment"] else "")
+
+
+def teacher_tag(name: str) -> str:
+    """The teacher's part of the model id: "" for mn04, else the hub name's or directory's last part
+    ("facebook/wav2vec2-base" -> "wav2vec2-base-"), so a model distilled from another teacher says so."""
+    if name == "efficientat":
+        return ""
+    return re.sub(r"[^a-z0-9.]+", "-", Path(name.rstrip("/")).name.lower()).strip("-") + "-"
+
+
+def gate_teacher(config: dict) -> str:
+    """The card's word on the gate's teacher where the COVID-19 student has another one."""
+    if config["teacher"] == "efficientat":
+        return ""
+    return (" It is the COVID-19 student's teacher only: the sound-type gate's teacher is EfficientAT mn04, since "
+            "the gate learns from AudioSet tags and a wav2vec2-family model has none.")
+
+
+def cough_targets(config: dict) -> str:
+    """What the students' auxiliary cough head learns from: mn04's tags blended with the known labels, or the known
+    labels alone when the teacher has no AudioSet tags (training.teacher.cough_target)."""
+    if config["teacher"] == "efficientat":
+        return "mn04's AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags"
+    return "the known labels alone (this teacher has no AudioSet tags)"
 
 
 def quantisation(info: dict) -> str:
@@ -267,16 +313,16 @@ it to decide anything about anyone's health.
   recipe, on the test split and in cross-validation.
 - Shipped as OpenVINO IR, FP32 and INT8 (NNCF post-training quantisation: {quantisation(s['export']['int8'])}).
   FP32 IR vs PyTorch max abs difference: {s['export']['fp32_parity_max_abs_diff']:.1e}.
-- Teacher: EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023),
-  frozen, run once over each whole recording. Its COVID-19 head is the mean of two linear probes fitted on the
-  training split, one per source each (labels balanced, regularisation by inner cross-validation): on mn04's
+- Teacher: {s['teacher']['description']}, run once over each whole
+  recording.{gate_teacher(config)} Its COVID-19 head is the mean of two linear probes fitted on the
+  training split, one per source each (labels balanced, regularisation by inner cross-validation): on the teacher's
   embedding, and on MFCC statistics of the same clip (`training.probe`; on the training clips the teacher's
   logits are cross-fitted, so the student learns what the teacher predicts for recordings it has not seen).
   Teacher within-source AUC: validation {s['teacher']['val_within_source_auc']:.3f}, test
   {s['teacher']['test_within_source_auc']:.3f} (test figures with CIs in the table below).
   Distillation: {distillation(s['checkpoints'][s['shipped']]['distill'])}, on whole recordings (batches of
-  recordings of nearly equal length, cut to the shortest); its auxiliary cough head (not exported) learns from mn04's
-  AudioSet Cough/Throat clearing/Sneeze vs Speech/Music tags on the data set's coughs and on
+  recordings of nearly equal length, cut to the shortest); its auxiliary cough head (not exported) learns from
+  {cough_targets(config)} on the data set's coughs and on
   {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
 - The gate (`training.gate`, `students.SoundTypeCNN`) is distilled from mn04's AudioSet tags on real recordings:
   its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
@@ -379,6 +425,8 @@ Run on {s['machine']}, {s['minutes']:.1f} minutes, torch {torch.__version__}.{re
 def main(argv: list[str]) -> dict:
     config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
     start = time.time()
+    # `accelerate launch --cpu` says so through the environment, which Accelerator reads and PartialState does not
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"), timeout=BARRIER_TIMEOUT)
     run, out = Path(config["run_dir"]), Path(config["out_dir"])
     families_ = config["families"].split(",")
     resumed: list[str] = []
@@ -390,27 +438,33 @@ def main(argv: list[str]) -> dict:
             return True
         return False
 
-    if done("prepare", "clips.npz"):
-        clips = ClipSet.load(run / "clips.npz")
-    else:
-        clips = prepare.main([f"--run_dir={run}", f"--limit={config['limit']}",
-                              f"--non_cough_clips={config['non_cough_clips']}", f"--seed={config['seed']}"])
+    if not done("prepare", "clips.npz") and state.is_main_process:  # under `accelerate launch`, one process
+        prepare.main([f"--run_dir={run}", f"--limit={config['limit']}",  # prepares the data and the others read it
+                      f"--non_cough_clips={config['non_cough_clips']}", f"--seed={config['seed']}"])
+    state.wait_for_everyone()
+    clips = ClipSet.load(run / "clips.npz")
     feats = features(clips)
     if done("teacher", "teacher_summary.json"):
         teacher_summary = json.loads((run / "teacher_summary.json").read_text())
     else:
-        teacher_summary = teacher.main([f"--run_dir={run}", f"--seed={config['seed']}"], feats)
+        teacher_summary = teacher_step.main([f"--run_dir={run}", f"--seed={config['seed']}",
+                                             f"--teacher={config['teacher']}", f"--mode={config['mode']}",
+                                             f"--finetune_epochs={config['finetune_epochs']}"], feats)
+    state.wait_for_everyone()  # the students read the cache the main process wrote
     checkpoints = {}
     for family in families_:
         if done(f"distill {family}", f"student_{family}.pt"):
             checkpoints[family] = torch.load(run / f"student_{family}.pt", map_location="cpu", weights_only=False)
         else:
             checkpoints[family] = distill.main([f"--run_dir={run}", f"--family={family}",
-                                                f"--epochs={config['student_epochs']}", f"--seed={config['seed']}"],
-                                               feats)
+                                                f"--epochs={config['student_epochs']}", f"--seed={config['seed']}",
+                                                f"--layer_weight={config['layer_weight']}",
+                                                f"--layers={config['layers']}"], feats)
     gate_argv = [f"--run_dir={run}", f"--epochs={config['gate_epochs']}", f"--limit={config['limit']}",
                  f"--seed={config['seed']}", f"--resume={done('gate', 'sound_cnn.pt')}"]
     gate_checkpoint, sounds, sound_feats = gate.main(gate_argv, clips)
+    if not state.is_main_process:  # export, evaluation and the card happen once
+        return {}
 
     test_scores = {family: student_clip_scores(clips, feats, ckpt, "test") for family, ckpt in checkpoints.items()}
     family_test = {family: within_source_auc(scores.label, scores.probability, scores.source)
@@ -430,13 +484,14 @@ def main(argv: list[str]) -> dict:
     gate_splits = {name: int((sounds.split == name).sum()) for name in ("train", "val", "test")}
     command = shlex.join(["python", "-m", "training.reproduce", *argv])
     manifest_fields = dict(
-        model_id=f"coughkd-{shipped}-{time.strftime('%Y%m%d')}-s{config['seed']}",
+        model_id=f"coughkd-{shipped}-{teacher_tag(config['teacher'])}{time.strftime('%Y%m%d')}-s{config['seed']}",
         command=command,
         threshold={"covid": threshold, "cough": gate_checkpoint["threshold"]},
         operating_point={**val_points[POOLED], "per_source": val_points["per_source"], "source": "validation"},
-        teacher={"name": "EfficientAT mn04 (AudioSet, mAP 0.432), frozen; COVID-19 head: per-source linear probes on "
-                         "its clip embedding and on MFCC statistics, averaged; sound types: its AudioSet tags",
-                 "val_within_source_auc": teacher_summary["val_within_source_auc"]},
+        teacher={"name": f"{teacher_summary['description']}; COVID-19 head: per-source linear probes on its clip "
+                         "embedding and on MFCC statistics, averaged; sound types (the gate): EfficientAT mn04's "
+                         "AudioSet tags",
+                 "model": config["teacher"], "val_within_source_auc": teacher_summary["val_within_source_auc"]},
         data={"dataset": "covid19-cough (CC0)", "splits": splits, "counts": data_report["counts"],
               "conflicting_groups_dropped": len(data_report["conflicting_groups"]),
               "undecodable": len(data_report["undecodable"]),
@@ -484,8 +539,9 @@ def main(argv: list[str]) -> dict:
     return results
 
 
-_CONFIG_KEYS = ("run_dir", "out_dir", "card", "report_dir", "families", "student_epochs", "gate_epochs",
-                "non_cough_clips", "limit", "calibration_windows", "n_boot", "resume", "previous_scores", "seed")
+_CONFIG_KEYS = ("run_dir", "out_dir", "card", "report_dir", "families", "teacher", "mode", "finetune_epochs",
+                "layer_weight", "layers", "student_epochs", "gate_epochs", "non_cough_clips", "limit",
+                "calibration_windows", "n_boot", "resume", "previous_scores", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -12,8 +12,10 @@ within-source AUC of 0.73, against 0.72 for MFCCs alone and 0.68 for the embeddi
 call-centre audio, MFCCs alone are better on Telegram. Training clips get cross-fitted logits.
 Optionally the model is first fine-tuned (teachers.fine_tune) on 2 s crops around each clip's first cough.
 
-The cache (``teacher_cache.npz``: covid_logit, embedding, cough_target per clip) is what makes student runs
-cheap: the teacher is run once, with a progress bar, and never again.
+The cache (``teacher_cache.npz``: covid_logit, embedding, cough_target per clip, and for wav2vec2-family teachers
+hidden_states, each hidden layer's time-mean, which distillation can match) is what makes student runs cheap: the
+teacher is run once, with a progress bar, and never again. Under ``accelerate launch`` every process fine-tunes;
+the main process alone embeds the clips and writes the cache.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
@@ -33,7 +36,7 @@ from training.configurator import parse_overrides
 from training.evaluate import mfcc_statistics, within_source_auc
 from training.losses import source_balanced_weights
 from training.probe import cross_fitted_logits
-from training.teachers import Teacher, build_teacher, cough_score, fine_tune
+from training.teachers import HFTeacher, Teacher, build_teacher, cough_score, fine_tune
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -50,6 +53,7 @@ seed = 0
 
 MIN_SECONDS = 1.0  # shorter clips are zero padded: the teachers' pooling wants a few frames
 CROP_SECONDS = 2.0
+MN04 = "EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023)"
 
 
 def build(config: dict) -> Teacher:
@@ -58,6 +62,26 @@ def build(config: dict) -> Teacher:
         model.mn04.features[: config["frozen_blocks"]].requires_grad_(False)
         return model
     return build_teacher(config["teacher"], mode=config["mode"])
+
+
+def describe(model: Teacher, config: dict, history: dict | None) -> str:
+    """The teacher in words, for the model card and the manifest: which model, how large, which embedding the
+    probes read, and whether and how it was fine-tuned."""
+    what, how, frozen = MN04, f"blocks from features.{config['frozen_blocks']} up", "frozen"
+    if isinstance(model, HFTeacher):
+        c = model.encoder.config
+        parameters = sum(p.numel() for p in model.encoder.parameters())
+        pooled = "its last layer" if model.mode == "full" else "a weighted sum of its hidden layers"
+        what = (f"{config['teacher']} ({c.model_type}, {c.num_hidden_layers} transformer layers of width "
+                f"{c.hidden_size}, {parameters:,} parameters; embedding: the time-mean of {pooled})")
+        how = "every layer" if model.mode == "full" else "encoder frozen, layer weights and head learnt"
+        frozen += " (equal layer weights)" if model.mode == "frozen" else ""
+    if history is None:
+        return f"{what}, {frozen}"
+    epochs = len(history["loss"])
+    kept = f", epoch {history['best_epoch'] + 1} kept by validation AUC" if "best_epoch" in history else ""
+    return (f"{what}, fine-tuned on 2 s crops of the training recordings ({how}; {epochs} epoch"
+            f"{'s' if epochs > 1 else ''}{kept})")
 
 
 def padded(waveform: np.ndarray, seconds: float) -> np.ndarray:
@@ -72,16 +96,19 @@ def crop(feature: ClipFeatures, seconds: float = CROP_SECONDS) -> np.ndarray:
 
 @torch.no_grad()
 def teacher_outputs(model: Teacher, clips: list[ClipFeatures]) -> dict[str, np.ndarray]:
-    """Embedding, COVID-19 logit and cough score of each whole clip, one clip at a time (lengths differ)."""
+    """Embedding, COVID-19 logit, cough score (teachers with AudioSet tags) and time-pooled hidden layers
+    (wav2vec2-family teachers) of each whole clip, one clip at a time (lengths differ)."""
     model.eval()
-    device = next(model.parameters()).device  # fine_tune leaves the teacher where accelerate put it
-    out: dict[str, list[np.ndarray]] = {"covid_logit": [], "embedding": [], "cough_score": []}
+    device = next(model.parameters()).device
+    out: dict[str, list[np.ndarray]] = {"covid_logit": [], "embedding": [], "cough_score": [], "hidden_states": []}
     for clip in tqdm(clips, desc="teacher outputs", unit="clip"):
         result = model(torch.from_numpy(padded(clip.waveform, MIN_SECONDS)[None]).to(device))
         out["covid_logit"].append(result.covid_logit.cpu().numpy())
         out["embedding"].append(result.embedding.cpu().numpy())
         if result.tags is not None:
             out["cough_score"].append(cough_score(result.tags).cpu().numpy())
+        if result.hidden is not None:
+            out["hidden_states"].append(result.hidden.cpu().numpy())
     return {k: np.concatenate(v).astype(np.float32) for k, v in out.items() if v}
 
 
@@ -137,19 +164,23 @@ def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
     run = Path(config["run_dir"])
     clips = ClipSet.load(run / "clips.npz")
     feats = features(clips) if feats is None else feats
-    model = build(config)
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # `launch --cpu`, as Accelerator reads it
+    with state.main_process_first():  # under `accelerate launch`, a hub model is downloaded once
+        model = build(config)
     history = fine_tune_on_crops(model, clips, feats, config) if config["finetune_epochs"] > 0 else None
-    if not PartialState().is_main_process:  # under `accelerate launch`, one process caches and writes
+    if not state.is_main_process:  # under `accelerate launch`, one process caches and writes
         return {"teacher": config["teacher"], "history": history}
-    outputs = teacher_outputs(model, feats)
+    outputs = teacher_outputs(model.to(state.device), feats)
     covid = covid_logits(clips, feats, outputs["embedding"], config)
+    hidden = {"hidden_states": outputs["hidden_states"]} if "hidden_states" in outputs else {}
     np.savez(run / "teacher_cache.npz", covid_logit=covid, embedding=outputs["embedding"],
-             cough_target=cough_target(clips, outputs, config["tag_weight"]))
+             cough_target=cough_target(clips, outputs, config["tag_weight"]), **hidden)
     torch.save({"teacher": config["teacher"], "mode": config["mode"], "state_dict": model.state_dict()},
                run / "teacher.pt")
 
     recordings = json.loads((run / "recordings.json").read_text())
-    summary = {"teacher": config["teacher"], "history": history, "mfcc_probe": config["mfcc_probe"]}
+    summary = {"teacher": config["teacher"], "description": describe(model, config, history), "history": history,
+               "mfcc_probe": config["mfcc_probe"]}
     for name in ("train", "val", "test"):
         part = clips.subset(clips.split == name)
         scores = clip_scores(part, covid[clips.split == name])

@@ -3,7 +3,8 @@
 Every teacher takes what the student sees, 16 kHz mono band-limited waveforms (B, samples) float32 (in practice
 whole recordings, one at a time; fixed-length crops when fine-tuning), and returns a ``TeacherOutput``: an
 embedding, a COVID-19 logit from a small head that ``fine_tune`` trains, and, where the model has them, AudioSet
-tag logits (used for the cough/not-cough target).
+tag logits (used for the cough/not-cough target) and time-pooled hidden layers (which a student can learn to
+predict, DistilHuBERT-style; see losses.Distiller).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class TeacherOutput:
     embedding: torch.Tensor  # (B, embed_dim)
     covid_logit: torch.Tensor  # (B,)
     tags: torch.Tensor | None = None  # (B, 527) AudioSet logits, or None for teachers without them
+    hidden: torch.Tensor | None = None  # (B, layers + 1, hidden) time-mean of each hidden state, or None
 
 
 class Teacher(nn.Module):
@@ -116,7 +118,8 @@ class HFTeacher(Teacher):
     mode "full": everything is fine-tuned; embedding = mean over time of the last hidden state.
     mode "frozen": the encoder is fixed (eval mode, no gradients); a learnt softmax-weighted sum of all hidden
     states (the SUPERB recipe, since lower layers carry more acoustic detail than the last one) is mean-pooled.
-    Either way a Linear(hidden, 1) gives the COVID logit.
+    Either way a Linear(hidden, 1) gives the COVID logit, and ``hidden`` holds every hidden state (the input
+    embeddings, then each transformer layer's output) averaged over time.
     """
 
     def __init__(self, name_or_path: str = "facebook/wav2vec2-base", mode: str = "full", normalize: bool | None = None):
@@ -157,14 +160,14 @@ class HFTeacher(Teacher):
 
     def forward(self, waveforms: torch.Tensor) -> TeacherOutput:
         x = self._normalise(waveforms) if self.normalize else waveforms
+        with torch.set_grad_enabled(self.mode == "full" and torch.is_grad_enabled()):
+            out = self.encoder(x, output_hidden_states=True)
+        hidden = torch.stack([h.mean(dim=1) for h in out.hidden_states], dim=1)  # (B, L+1, H)
         if self.mode == "full":
-            embedding = self.encoder(x).last_hidden_state.mean(dim=1)
-        else:
-            with torch.no_grad():
-                hidden = torch.stack(self.encoder(x, output_hidden_states=True).hidden_states)  # (L+1, B, T, H)
-            weights = torch.softmax(self.layer_weights, dim=0)
-            embedding = (weights[:, None, None, None] * hidden).sum(dim=0).mean(dim=1)
-        return TeacherOutput(embedding, self.covid_head(embedding).squeeze(-1), None)
+            embedding = out.last_hidden_state.mean(dim=1)  # not hidden[:, -1]: stable-layer-norm models differ
+        else:  # the mean over time of the weighted sum is the weighted sum of the means
+            embedding = (torch.softmax(self.layer_weights, dim=0)[:, None] * hidden).sum(dim=1)
+        return TeacherOutput(embedding, self.covid_head(embedding).squeeze(-1), None, hidden.detach())
 
 
 def build_teacher(name: str, **kw) -> Teacher:
