@@ -16,7 +16,7 @@ from model_fixture import make_model_dir, reference_logits
 from coughkd.audio import load_audio
 from coughkd.features import log_mel
 from coughkd.model import MODEL_DIR, ModelError, StudentRuntime, read_manifest
-from coughkd.predict import WINDOW_FRAMES, clip_features, sigmoid
+from coughkd.predict import WINDOW_FRAMES, clip_features, sigmoid, softmax
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 SHIPPED = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no trained model in assets/model")
@@ -204,12 +204,12 @@ def test_unreadable_ir(copy_dir: Path) -> None:
 def test_shipped_model_verifies_and_variants_agree(cough_data: Path) -> None:
     fp32 = StudentRuntime(variant="fp32", config=F32)
     int8 = StudentRuntime(variant="int8", config=F32)
-    assert set(fp32.manifest["outputs"]) == {"covid_logit", "cough_logit"}
-    assert 0.0 < fp32.thresholds["covid"] < 1.0
+    assert fp32.manifest["outputs"] == ["covid_logit", "sound_logits"]
+    assert 0.0 < fp32.thresholds["covid"] < 1.0 and 0.0 < fp32.thresholds["cough"] < 1.0
     names = sorted(p.name for p in (cough_data / "raw").glob("*.mp3") if p.stat().st_size > 1000)[:8]
     windows = [clip_features(load_audio(cough_data / "raw" / name).waveform).windows for name in names]
     feats = np.concatenate([w for w in windows if w.shape[-1] == WINDOW_FRAMES])
-    (covid32, cough32), (covid8, cough8) = fp32.run(feats), int8.run(feats)
-    assert np.isfinite(covid32).all() and np.isfinite(cough32).all()
+    (covid32, sound32), (covid8, sound8) = fp32.run(feats), int8.run(feats)
+    assert np.isfinite(covid32).all() and np.isfinite(sound32).all()
     assert np.abs(sigmoid(covid32) - sigmoid(covid8)).max() < 0.15
-    assert np.abs(sigmoid(cough32) - sigmoid(cough8)).max() < 0.15
+    assert np.abs(softmax(sound32) - softmax(sound8)).max() < 0.15
