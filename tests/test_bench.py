@@ -256,7 +256,7 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory, shared_models: Path) -> 
 
     from coughkd.features import front_end_spec, log_mel
     from training.export import export_fp32, quantize_int8, write_manifest
-    from training.models.students import build_student, count_parameters
+    from training.models.students import Screener, SoundTypeCNN, build_student, count_parameters
     from training.teachers import build_teacher
 
     root = tmp_path_factory.mktemp("bench")
@@ -266,14 +266,18 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory, shared_models: Path) -> 
     student = build_student("cnn").eval()
     torch.save({"family": "cnn", "config": {}, "state_dict": student.state_dict(),
                 "parameters": count_parameters(student)}, run_dir / "student_cnn.pt")
+    gate = SoundTypeCNN().eval()
+    torch.save({"state_dict": gate.state_dict(), "parameters": count_parameters(gate), "threshold": 0.5},
+               run_dir / "sound_cnn.pt")
     torch.save({"teacher": "efficientat", "state_dict": build_teacher("efficientat").state_dict()},
                run_dir / "teacher.pt")
-    export_fp32(student, model_dir)
+    export_fp32(Screener(student, gate).eval(), model_dir)
     calibration = log_mel(np.random.default_rng(0).standard_normal((16, 16000)).astype(np.float32) * 0.1)
     quantize_int8(model_dir / "student_fp32.xml", calibration, model_dir, subset_size=16)
     write_manifest(model_dir, model_id="bench-test", command="test", threshold={"covid": 0.5, "cough": 0.5},
                    operating_point={"sensitivity": 0.5, "specificity": 0.9, "source": "validation"}, metrics={},
-                   teacher={}, data={}, student={"family": "cnn", "parameters": count_parameters(student)},
+                   teacher={}, data={}, student={"family": "cnn", "parameters": count_parameters(student),
+                                                 "gate_parameters": count_parameters(gate)},
                    front_end=front_end_spec())
     report = {key: _eval_result({"call-center": 0.6, "telegram": 0.7}, 0.8)
               for key in ("student_int8", "student_fp32", "teacher", "mfcc_baseline", "student_cnn_torch")}

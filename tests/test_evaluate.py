@@ -302,10 +302,11 @@ def fake_run(tmp_path, monkeypatch):
     calls = []
 
     def load(model_dir, variant="int8"):
-        def predict(waveform, sample_rate=None):
+        def scores(waveform, sample_rate=None):
             calls.append((variant, sample_rate))
-            return types.SimpleNamespace(covid_probability=float(np.abs(waveform).mean()), threshold=0.3)
-        return types.SimpleNamespace(predict=predict)
+            p = float(np.abs(waveform).mean())
+            return types.SimpleNamespace(covid_logit=float(np.log(p / (1 - p))))
+        return types.SimpleNamespace(scores=scores, runtime=types.SimpleNamespace(thresholds={"covid": 0.3}))
 
     monkeypatch.setattr(coughkd, "load", load, raising=False)
     return recordings, parts, teacher, run_dir, calls
