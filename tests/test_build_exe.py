@@ -105,6 +105,6 @@ def test_page_shows_a_verdict_and_plot_in_chromium(app_dir: Path, server: smoke.
             page.locator("input[type=file]").first.set_input_files(str(app_dir / "_internal" / smoke.EXAMPLE))
             page.locator("#analyse").click()
             sync_api.expect(page.locator("#verdict")).to_contain_text("inference", timeout=RESULT_TIMEOUT_MS)
-            page.locator("#result-plot img").wait_for(timeout=RESULT_TIMEOUT_MS)
+            page.locator("#result-figure img").wait_for(timeout=RESULT_TIMEOUT_MS)
         finally:
             browser.close()
