@@ -11,7 +11,7 @@ import pytest
 from model_fixture import make_model_dir, reference_logits
 
 import coughkd
-from coughkd import AudioError, CoughModel, Event, EventScore, ModelError, Prediction
+from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
 from coughkd.features import HOP_LENGTH, N_MELS
 from coughkd.model import MODEL_DIR
