@@ -524,7 +524,8 @@ def gate_report(sounds, cough_probability: np.ndarray, predicted: Sequence[str],
     """The gate on one split of a SoundClips, through the runtime's decisions (`predicted`: each clip's sound_type):
     accepted-as-cough share per row (sound type, data set, kind, channel) with Wilson CIs, the promise per group
     against its bar, the confusion of sound types on real clips, and the ROC of cough vs the rest on real clips."""
-    accepted = np.array([t == "cough" for t in predicted])
+    heard = np.asarray(predicted)
+    accepted = heard == "cough"
     truth = np.array([SOUND_TYPES[t] for t in sounds.sound_type])
     kinds = np.array([_row_kind(d, k) for d, k in zip(sounds.dataset, sounds.kind)])
     rows = []
@@ -543,7 +544,7 @@ def gate_report(sounds, cough_probability: np.ndarray, predicted: Sequence[str],
     real = groups != ""
     labels = truth[real] == "cough"
     fpr, tpr, _ = roc_curve(labels, cough_probability[real])
-    confusion = {t: {u: int(((truth == t) & (np.array(predicted) == u) & real).sum()) for u in SOUND_TYPES}
+    confusion = {t: {u: int(((truth == t) & (heard == u) & real).sum()) for u in SOUND_TYPES}
                  for t in SOUND_TYPES}
     return {"threshold": threshold, "rows": rows, "promises": promises, "confusion": confusion,
             "roc": {"auc": float(roc_auc_score(labels, cough_probability[real])), "fpr": fpr.tolist(),
