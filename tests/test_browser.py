@@ -311,8 +311,11 @@ def test_a_cough_in_plain_words_with_its_channels_figures_history_and_no_stale_r
         cards = page.locator("#history .history-card")
         expect(cards).to_have_count(2)
         assert CALL_CENTRE.name in cards.nth(0).inner_text() and TELEGRAM.name in cards.nth(1).inner_text()
-        boxes = [cards.nth(i).bounding_box() for i in range(2)]
-        assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"], "side by side"
+        # Both boxes from one frame: the page may still be scrolling smoothly to the verdict, and each
+        # bounding_box() call would read the cards at another point of that scroll.
+        boxes = cards.evaluate_all("cards => cards.map(c => { const r = c.getBoundingClientRect();"
+                                   " return {x: r.x, y: r.y}; })")
+        assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"], f"side by side: {boxes}"
         shoot(page, "history.png")
 
 
