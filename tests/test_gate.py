@@ -176,3 +176,74 @@ def test_cough_parts_cut_speech_and_other_but_keep_breathing() -> None:
     assert cough_parts(x, events, ["speech", "speech", "other", "breathing"]) is x  # no cough event: keep it all
     assert cough_parts(x, events, ["cough", "breathing", "cough", "cough"]) is x  # nothing to cut
     assert cough_parts(x, [Event(0.0, 0.1), Event(0.1, 4.0)], ["cough", "speech"]) is x  # 0.1 s left: too little
+
+
+class _CountingTagger(torch.nn.Module):
+    """Stands in for EfficientAT: AudioSet logits from the waveform's mean, counting the clips it was asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    def forward(self, waveform: torch.Tensor):
+        self.seen += len(waveform)
+        return type("Out", (), {"tags": waveform.mean(dim=1, keepdim=True).expand(-1, 527) * 10})()
+
+
+def test_teacher_tags_are_cached_by_content_and_only_new_clips_are_tagged(tmp_path, monkeypatch) -> None:
+    from training import gate
+
+    tagger = _CountingTagger()
+    monkeypatch.setattr(gate, "build_teacher", lambda name: tagger)
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (16000, 16000, 24000)]
+    cache = tmp_path / "tags.npz"
+    first = gate.teacher_tags(clips, cache)
+    assert tagger.seen == 3 and first.shape == (3, 527) and cache.exists()
+    again = gate.teacher_tags([clips[2], clips[0], np.ones(8000, np.float32)], cache)
+    assert tagger.seen == 4, "only the new clip is tagged"
+    np.testing.assert_allclose(again[:2], first[[2, 0]], atol=1e-2)  # stored as float16
+    assert gate.teacher_tags(clips, None).shape == (3, 527) and tagger.seen == 7
+
+
+def test_the_audioset_read_out_trains_the_gates_embedding_and_is_not_kept() -> None:
+    from training.gate import GateTraining
+
+    torch.manual_seed(0)
+    gate = SoundTypeCNN()
+    training = GateTraining(gate)
+    x = torch.randn(8, 64, 101)
+    logits, tag_logits = training(x)
+    assert logits.shape == (8, len(SOUND_TYPES)) and tag_logits.shape == (8, 527)
+    target = torch.rand(8, 527)
+    optimizer = torch.optim.Adam(training.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(training(x)[1], target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] - 0.01
+    assert gate.input_norm.weight.grad is not None, "the read-out's loss reaches the gate's own layers"
+    assert count_parameters(gate) == 25_252 and not any(p.shape[0] == 527 for p in gate.parameters())
+
+
+def test_level_and_tilt_shift_each_example_within_its_bounds_and_keep_the_floor() -> None:
+    import math
+
+    from coughkd.features import LOG_OFFSET
+    from training.gate import level_and_tilt
+
+    x = torch.full((64, 64, 10), -2.0)
+    x[:, :, 0] = math.log(LOG_OFFSET)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(level_and_tilt(x, 0.0, 0.0, generator), x)
+    y = level_and_tilt(x, 6.0, 0.0, generator)
+    shift = (y[:, :, 1:] - x[:, :, 1:]) / (math.log(10) / 10)  # in dB
+    assert shift.abs().max() <= 6.0 + 1e-4 and shift.std() > 1.0, "a gain of its own per example, within 6 dB"
+    assert torch.allclose(shift, shift[:, :1, :1].expand_as(shift), atol=1e-4), "a gain moves every band alike"
+    assert y.min() >= math.log(LOG_OFFSET) - 1e-6
+    tilted = level_and_tilt(x, 0.0, 6.0, generator)[:, :, 1]
+    spread = (tilted[:, -1] - tilted[:, 0]) / (math.log(10) / 10)
+    assert spread.abs().max() <= 6.0 + 1e-4 and spread.abs().max() > 1.0, "top band against bottom: the tilt"

@@ -146,6 +146,21 @@ def ablation_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np
     return out
 
 
+def in_words(paired: dict[str, dict], model: str) -> str:
+    """What each paired difference says, read off its 95% CI: above 0, below 0, or not told apart from 0."""
+    sentences = []
+    for name, comparison in paired.items():
+        parts = []
+        for panel, d in [*comparison["per_source"].items(), ("pooled", comparison["pooled"])]:
+            if d is None:
+                continue
+            low, high = d["ci"]
+            verdict = ("better" if low > 0 else "worse" if high < 0 else "not told apart (the CI includes 0)")
+            parts.append(f"{panel} {d['difference']:+.3f}, {verdict}")
+        sentences.append(f"against the {name.split(',', 1)[-1].strip()}: " + "; ".join(parts))
+    return f"In words, the {model}: " + ". And ".join(sentences) + "."
+
+
 def section(results: dict, report: dict) -> str:
     """The card's cross-validation text: per-source out-of-fold AUCs with bootstrap CIs."""
     first = next(iter(results.values()))["per_source"]
@@ -169,7 +184,8 @@ def section(results: dict, report: dict) -> str:
         lines[-1:-1] = [("What distillation adds: on the same folds, students distilled with the hard-label loss "
                          "alone (soft_weight=0) and with the teacher's targets alone (hard_weight=0), rows above; "
                          "the shipped recipe minus each, paired (against hard labels only: with distillation minus "
-                         "without):"), "", paired_table("shipped recipe", report["ablation"]).rstrip("\n"), ""]
+                         "without):"), "", paired_table("shipped recipe", report["ablation"]).rstrip("\n"), "",
+                         in_words(report["ablation"], "shipped recipe"), ""]
     return "\n".join(lines)
 
 

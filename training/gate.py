@@ -14,19 +14,23 @@ and ``sounds.json`` (every clip's data set, kind, channel, split and sound type)
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import HOP_LENGTH
+from coughkd.features import HOP_LENGTH, LOG_OFFSET
 from coughkd.model import SOUND_TYPES
 from coughkd.predict import ClipFeatures, centred_slices, softmax
 from training.clips import ClipSet, features
@@ -60,9 +64,13 @@ from training.teachers import build_teacher
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
 audio_cache = "runs/cache/audio"  # decoded 16 kHz waveforms keyed by content hash, shared by all runs
+tag_cache = "runs/cache/efficientat_tags.npz"  # the teacher's AudioSet logits keyed by content hash ("": none)
 min_quality = 1  # Coswara files its listeners rated below this (0 = bad: silent, noise only, wrong content) are out
 n_mixtures = 400  # cough + speech/other recordings made for the training split (a quarter as many for val and test)
 tag_weight = 0.3  # target = (1 - w) * known label + w * the teacher's sound-type distribution
+gain_db = 0.0  # training inputs at a random level within +-gain_db (level_and_tilt)
+tilt_db = 0.0  # ... and a random spectral tilt within +-tilt_db across the band
+all_tags_weight = 0.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
 windows_per_clip = 2  # event windows per clip trained on (and tagged by the teacher)
 max_seconds = 10.0  # whole-clip items are cut to this much around their first event
 epochs = 15
@@ -136,20 +144,33 @@ def items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.n
 
 
 @torch.no_grad()
-def teacher_targets(waveforms: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
-    """(n, len(SOUND_TYPES)) the EfficientAT tagger's sound-type distribution of each item, items of one length
-    batched together (event windows are all 1 s, and most cut clips are max_seconds long)."""
-    device = PartialState().device  # a GPU where accelerate has one
-    teacher = build_teacher("efficientat").eval().to(device)
+def teacher_tags(waveforms: list[np.ndarray], cache: Path | None = None, batch_size: int = 32) -> np.ndarray:
+    """(n, N_CLASSES) the EfficientAT tagger's AudioSet logits of each item, items of one length batched together
+    (event windows are all 1 s, and most cut clips are max_seconds long). ``cache``: an .npz of logits keyed by each
+    item's content hash, read first and extended, so a re-run or a resumed run tags only what is new."""
     padded = [np.pad(w, (0, max(0, int(MIN_SECONDS * SAMPLE_RATE) - len(w)))).astype(np.float32) for w in waveforms]
-    by_length: dict[int, list[int]] = {}
-    for i, w in enumerate(padded):
-        by_length.setdefault(len(w), []).append(i)
-    batches = [rows[k:k + batch_size] for rows in by_length.values() for k in range(0, len(rows), batch_size)]
-    tags = np.zeros((len(padded), N_CLASSES), dtype=np.float32)
-    for rows in tqdm(batches, desc="teacher tags", unit="batch"):
-        tags[rows] = teacher(torch.from_numpy(np.stack([padded[i] for i in rows])).to(device)).tags.cpu().numpy()
-    return teacher_distribution(tags)
+    keys = [hashlib.blake2b(w.tobytes(), digest_size=16).hexdigest() for w in padded]
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.exists():
+        with np.load(cache) as stored:
+            known = dict(zip(stored["keys"].tolist(), stored["tags"]))
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    if missing:
+        device = PartialState().device  # a GPU where accelerate has one
+        teacher = build_teacher("efficientat").eval().to(device)
+        by_length: dict[int, list[int]] = {}
+        for i in missing:
+            by_length.setdefault(len(padded[i]), []).append(i)
+        batches = [rows[k:k + batch_size] for rows in by_length.values() for k in range(0, len(rows), batch_size)]
+        for rows in tqdm(batches, desc="teacher tags", unit="batch"):
+            logits = teacher(torch.from_numpy(np.stack([padded[i] for i in rows])).to(device)).tags.cpu().numpy()
+            known.update({keys[i]: row.astype(np.float16) for i, row in zip(rows, logits)})
+        if cache is not None and PartialState().is_main_process:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            part = cache.with_name(f"{cache.stem}.{os.getpid()}.npz")  # whole or not at all, for concurrent runs
+            np.savez(part, keys=np.array(list(known)), tags=np.stack(list(known.values())))
+            os.replace(part, cache)
+    return np.stack([known[k] for k in keys]).astype(np.float32)
 
 
 def balanced_weights(types: np.ndarray, datasets: np.ndarray) -> np.ndarray:
@@ -163,6 +184,34 @@ def balanced_weights(types: np.ndarray, datasets: np.ndarray) -> np.ndarray:
             cell = (types == t) & (datasets == d)
             weights[cell] = len(types) / (len(present) * len(holders) * cell.sum())
     return weights
+
+
+def level_and_tilt(x: torch.Tensor, gain_db: float, tilt_db: float, generator: torch.Generator) -> torch.Tensor:
+    """Each example's log-mel as another microphone would give it: a random gain within +-gain_db and a spectral
+    tilt within +-tilt_db from the lowest to the highest mel band, floored where the front end floors silence."""
+    if not gain_db and not tilt_db:
+        return x
+    batch, bins, _ = x.shape
+    to_ln = math.log(10.0) / 10.0  # dB of power -> natural-log units of the log-mel
+    gain = (torch.rand(batch, 1, 1, generator=generator) * 2 - 1) * gain_db * to_ln
+    tilt = (torch.rand(batch, 1, 1, generator=generator) * 2 - 1) * tilt_db * to_ln
+    ramp = torch.linspace(-0.5, 0.5, bins).view(1, -1, 1)
+    return torch.clamp(x + (gain + tilt * ramp).to(x.device), min=math.log(LOG_OFFSET))
+
+
+class GateTraining(nn.Module):
+    """The gate and, while it trains, a linear read-out of all the teacher's AudioSet classes from the gate's
+    embedding: the tagger's full judgement (a bark is not a cough, whatever the four types say) shapes the embedding,
+    and only the gate is kept."""
+
+    def __init__(self, gate: SoundTypeCNN) -> None:
+        super().__init__()
+        self.gate = gate
+        self.tags = nn.Linear(gate.embedding_size, N_CLASSES)
+
+    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.gate.embed(log_mel)
+        return self.gate.head(self.gate.dropout(embedding)), self.tags(embedding)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -186,13 +235,15 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
     owners, log_mels, waveforms = items([feats[i] for i in train], config)
     owners = train[np.asarray(owners)]
     known = np.eye(len(SOUND_TYPES), dtype=np.float32)[sounds.sound_type[owners]]
-    target = (1 - config["tag_weight"]) * known + config["tag_weight"] * teacher_targets(waveforms)
+    tags = teacher_tags(waveforms, Path(config["tag_cache"]) if config["tag_cache"] else None)
+    target = (1 - config["tag_weight"]) * known + config["tag_weight"] * teacher_distribution(tags)
     weight = balanced_weights(sounds.sound_type[owners], sounds.dataset[owners])
+    extra = {"target": target, "weight": weight, "tags": torch.sigmoid(torch.from_numpy(tags)).numpy()}
     loader = DataLoader(np.arange(len(owners)),
                         batch_sampler=SimilarLengths([x.shape[-1] for x in log_mels], config["batch_size"],
                                                      config["seed"]),
-                        collate_fn=RandomCrops(log_mels, {"target": target, "weight": weight}, config["seed"]))
-    model = SoundTypeCNN()
+                        collate_fn=RandomCrops(log_mels, extra, config["seed"]))
+    model = GateTraining(SoundTypeCNN())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"])
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config["learning_rate"],
                                                     total_steps=config["epochs"] * len(loader))
@@ -204,7 +255,11 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
         model.train()
         total = 0.0
         for x, batch in loader:
-            loss = soft_cross_entropy(model(spec_masks(x, generator)), batch["target"], batch["weight"])
+            x = level_and_tilt(x, config["gain_db"], config["tilt_db"], generator)
+            logits, tag_logits = model(spec_masks(x, generator))
+            loss = soft_cross_entropy(logits, batch["target"], batch["weight"])
+            if config["all_tags_weight"]:
+                loss = loss + config["all_tags_weight"] * F.binary_cross_entropy_with_logits(tag_logits, batch["tags"])
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
@@ -212,7 +267,7 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
             total += float(loss.detach()) / len(loader)
         history.append({"epoch": epoch, "loss": total})
         progress.set_postfix(loss=f"{total:.3f}")
-    model = accelerator.unwrap_model(model)
+    model = accelerator.unwrap_model(model).gate
     val = np.flatnonzero(sounds.split == "val")
     groups = gate_groups(sounds.subset(sounds.split == "val"))
     threshold = choose_gate_threshold(gate_probabilities(model, [feats[i] for i in val])[:, 0], groups)
@@ -250,7 +305,7 @@ def main(argv: list[str], clips: ClipSet | None = None) -> tuple[dict, SoundClip
     return checkpoint, sounds, feats
 
 
-_CONFIG_KEYS = ("run_dir", "audio_cache", "min_quality", "n_mixtures", "tag_weight", "windows_per_clip", "max_seconds",
+_CONFIG_KEYS = ("run_dir", "audio_cache", "tag_cache", "min_quality", "n_mixtures", "tag_weight", "all_tags_weight", "gain_db", "tilt_db", "windows_per_clip", "max_seconds",
                 "epochs", "limit", "resume", "batch_size", "learning_rate", "weight_decay", "seed")
 
 if __name__ == "__main__":

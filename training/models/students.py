@@ -241,9 +241,17 @@ class SoundTypeCNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * channels[-1], len(SOUND_TYPES))
 
-    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+    @property
+    def embedding_size(self) -> int:
+        return self.head.in_features
+
+    def embed(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(B, embedding_size): the clip pooled over frequency, then over time by mean and max."""
         x = self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1))).mean(dim=2)
-        return self.head(self.dropout(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)))
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.embed(log_mel)))
 
 
 class Screener(nn.Module):
