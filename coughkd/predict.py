@@ -112,7 +112,8 @@ def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray
     return np.stack([x[..., s:s + width] for s in starts])
 
 
-def chunks(x: np.ndarray, seconds: float = MAX_CLIP_SECONDS, rate: float = SAMPLE_RATE / HOP_LENGTH) -> list[np.ndarray]:
+def chunks(x: np.ndarray, seconds: float = MAX_CLIP_SECONDS,
+           rate: float = SAMPLE_RATE / HOP_LENGTH) -> list[np.ndarray]:
     """x's last axis (frames by default) in pieces of `seconds`; a tail under half a piece joins the piece before
     it, so no piece is too short to score and none is longer than 1.5 times `seconds`."""
     size = int(seconds * rate)

@@ -9,7 +9,7 @@ from coughkd.model import SOUND_TYPES
 from training.clips import ClipSet
 from training.evaluate import GATE_BARS, choose_gate_threshold, gate_groups, gate_report, gate_tables, wilson_interval
 from training.gate import balanced_weights, soft_cross_entropy
-from training.models.students import Screener, SoundTypeCNN, count_parameters, build_student
+from training.models.students import Screener, SoundTypeCNN, build_student, count_parameters
 from training.sounds import (
     SoundClips,
     from_clip_set,

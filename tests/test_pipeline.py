@@ -11,8 +11,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import coughkd
-from training.configurator import parse_overrides
 from training.clips import ClipSet, clip_scores
+from training.configurator import parse_overrides
 
 
 def test_overrides_are_typed_and_checked() -> None:

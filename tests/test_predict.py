@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_fixture import make_model_dir, reference_logits
 
 import coughkd
 from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
@@ -25,6 +24,7 @@ from coughkd.predict import (
     softmax,
     sound_type,
 )
+from tests.model_fixture import make_model_dir, reference_logits
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 REPO = Path(__file__).resolve().parents[1]

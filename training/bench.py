@@ -39,9 +39,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -531,7 +532,7 @@ def drive(make_caller: Callable[[], Callable[[str], Any]], clips: Sequence[Expec
             start = time.perf_counter()
             try:
                 problem = check_answer(callers[i](expected.path), expected)
-            except Exception as error:  # noqa: BLE001 - a failed request is a result to report, not a crash
+            except Exception as error:  # a failed request is a result to report, not a crash
                 problem = f"{Path(expected.path).name}: {type(error).__name__}: {error}"
             elapsed = time.perf_counter() - start
             with lock:
@@ -606,7 +607,8 @@ def serve_app(model_dir: Path, log_file: Path, timeout_s: float = 180.0) -> Iter
                         break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"app.py did not answer on {url} within {timeout_s:.0f} s; see {log_file}")
+                        raise TimeoutError(f"app.py did not answer on {url} within {timeout_s:.0f} s; "
+                                           f"see {log_file}") from None
                     time.sleep(0.5)
             ready = READY.search(log_file.read_text())
             while ready is None and time.monotonic() < deadline:  # the app prints it just after the server answers

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -187,7 +187,7 @@ class MfccBaseline:
         self.seed = seed
         self.model: GridSearchCV | None = None
 
-    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int]) -> "MfccBaseline":
+    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int]) -> MfccBaseline:
         y = np.asarray(labels).astype(int)
         folds = min(5, int(np.bincount(y, minlength=2).min()))
         if folds < 2:

@@ -13,9 +13,9 @@ import argparse
 import json
 import shlex
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import nncf
 import numpy as np
@@ -163,7 +163,7 @@ def write_manifest(
         raise FileNotFoundError(f"{out_dir} lacks {missing}; export both variants before writing the manifest")
     manifest = {
         "model_id": model_id,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "files": files,
         "variants": dict(VARIANTS),

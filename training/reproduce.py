@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import platform
 import re
-from collections import Counter
 import shlex
 import shutil
 import sys
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
