@@ -25,13 +25,14 @@ import soxr
 import coughkd
 from coughkd import Audio, EventScore, Prediction
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
-from coughkd.events import find_events
+from coughkd.events import detect_events
 from coughkd.features import telephone_band
 from coughkd_app import quality
 from tests.audio_formats import encode
+from training.lib.data import COVID19_COUGH
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "covid19-cough"
+DATA = COVID19_COUGH
 PERCENTILES = (0.5, 1, 2.5, 5, 50, 95, 99)
 GAINS = (2, 5, 20)  # times the loudest sample's level, before clipping at full scale
 NOISE_DB = (20, 10, 0)  # white noise this many dB below the recording's RMS
@@ -41,7 +42,8 @@ RATES = {"call-center": 8000, "telegram": 48000}
 def energy_prediction(audio: Audio) -> Prediction:
     """A stand-in Prediction whose events are the energy detector's, every one a cough (no model given)."""
     events = [EventScore(e.start_s, e.end_s, "cough", 1.0, None)
-              for e in find_events(telephone_band(audio.waveform, SAMPLE_RATE), SAMPLE_RATE)]
+              for e in detect_events(telephone_band(audio.waveform, SAMPLE_RATE), SAMPLE_RATE,
+                                     fallback=False)]
     return Prediction(None, None, 1.0, True, "cough", {}, 0.5, events, 0.0, "energy events", audio.duration_s)
 
 

@@ -16,7 +16,7 @@ from torch import nn
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import front_end_spec, log_mel
 from coughkd.model import OUTPUTS, SOUND_TYPES, sha256_file
-from training.export import (
+from training.lib.export import (
     INPUT_NAME,
     PARITY_FRAMES,
     PARITY_TOLERANCE,
@@ -211,7 +211,7 @@ def test_accuracy_control_reverts_layers_until_within_max_drop(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from training.export import main
+    from training.lib.export import main
 
     model = real_student()
     run = tmp_path / "runs" / "demo"

@@ -6,11 +6,17 @@ import pytest
 import torch
 
 from coughkd.model import SOUND_TYPES
-from training.clips import ClipSet
-from training.evaluate import GATE_BARS, choose_gate_threshold, gate_groups, gate_report, gate_tables, wilson_interval
 from training.gate import balanced_weights, soft_cross_entropy
-from training.models.students import Screener, SoundTypeCNN, build_student, count_parameters
-from training.sounds import (
+from training.lib.clips import ClipSet
+from training.lib.metrics import (
+    GATE_BARS,
+    choose_gate_threshold,
+    gate_groups,
+    gate_report,
+    gate_tables,
+    wilson_interval,
+)
+from training.lib.sounds import (
     SoundClips,
     from_clip_set,
     mixtures,
@@ -19,6 +25,7 @@ from training.sounds import (
     telephone,
     telephone_copies,
 )
+from training.models.students import Screener, SoundTypeCNN, build_student, count_parameters
 
 CLASSES = {"Speech": 0, "Sigh": 26, "Breathing": 41, "Cough": 47, "Throat clearing": 48, "Sneeze": 49,
            "Laughter": 16, "Dog": 74}

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from coughkd.audio import load_audio
-from coughkd.features import log_mel
+from coughkd.features import WINDOW_FRAMES, clip_features, log_mel
 from coughkd.model import MODEL_DIR, ModelError, StudentRuntime, read_manifest
-from coughkd.predict import WINDOW_FRAMES, clip_features, sigmoid, softmax
+from coughkd.predict import sigmoid, softmax
 from tests.model_fixture import make_model_dir, reference_logits
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}

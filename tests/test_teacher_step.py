@@ -11,9 +11,9 @@ from sklearn.metrics import roc_auc_score
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from training import compare_probes, teacher
-from training.clips import NO_LABEL, ClipSet
-from training.distill import RandomCrops, SimilarLengths
-from training.probe import cross_fitted_logits, probe_logits
+from training.lib.clips import NO_LABEL, ClipSet
+from training.lib.distillation import RandomCrops, SimilarLengths
+from training.lib.probe import cross_fitted_logits, probe_logits
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
         "conv_dim": (32, 32), "conv_stride": (10, 8), "conv_kernel": (10, 8), "num_conv_pos_embeddings": 16,

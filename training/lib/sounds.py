@@ -19,11 +19,11 @@ import numpy as np
 import soxr
 
 from coughkd.audio import SAMPLE_RATE, load_audio
-from coughkd.features import TELEPHONE_RATE
+from coughkd.features import MAX_CLIP_SECONDS, TELEPHONE_RATE
 from coughkd.model import SOUND_TYPES
-from coughkd.predict import MAX_CLIP_SECONDS, sigmoid
-from training.clips import ClipSet, PackedClips
-from training.data import Recording
+from coughkd.predict import sigmoid
+from training.lib.clips import ClipSet, PackedClips
+from training.lib.data import Recording
 
 # AudioSet class indices (../shared/models/audioset_class_labels_indices.csv) of each named sound type.
 TAG_CLASSES = {

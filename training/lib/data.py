@@ -32,7 +32,7 @@ from tqdm import tqdm
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
 from coughkd.model import SOUND_TYPES, sha256_file
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 COVID19_COUGH = SHARED / "data" / "covid19-cough"
 COSWARA = SHARED / "data" / "coswara-20200413"
 ESC10 = SHARED / "data" / "esc10"
