@@ -211,7 +211,7 @@ def test_accuracy_control_reverts_layers_until_within_max_drop(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from training.lib.export import main
+    from training.export import main
 
     model = real_student()
     run = tmp_path / "runs" / "demo"
@@ -230,8 +230,7 @@ def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, c
         "data": {"train": 10},
     }))
     out = tmp_path / "model"
-    main(["--checkpoint", str(run / "student.pt"), "--gate", str(run / "sound_cnn.pt"), "--run-dir", str(run),
-          "--out", str(out)])
+    main([f"--checkpoint={run / 'student.pt'}", f"--gate={run / 'sound_cnn.pt'}", f"--run_dir={run}", f"--out={out}"])
     print(capsys.readouterr().out)
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -241,5 +240,5 @@ def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, c
     assert manifest["threshold"] == {"covid": 0.4, "cough": 0.5}
     assert manifest["metrics"]["export"]["fp32_parity_max_abs_diff"] < PARITY_TOLERANCE
     assert manifest["metrics"]["export"]["int8"]["quantizers"] > 0
-    assert manifest["command"].startswith("python -m training.export --checkpoint")
+    assert manifest["command"].startswith("python -m training.export --checkpoint=")
     assert {name: sha256_file(out / name) for name in manifest["files"]} == manifest["files"]

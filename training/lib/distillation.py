@@ -15,7 +15,7 @@ from coughkd.features import HOP_LENGTH, ClipFeatures, centred_slices
 from training.lib.clips import ClipScores, ClipSet, clip_scores, features
 from training.lib.losses import Distiller, DistillWeights, source_balanced_weights
 from training.lib.metrics import per_source_auc, within_source_auc
-from training.models.students import INPUTS, build_student, count_parameters, from_checkpoint
+from training.models.students import INPUTS, build_student, count_parameters, from_checkpoint, student_config
 
 # Steps of each input kind per second of audio: crops are cut to the same duration whatever the family eats.
 RATE = {"log_mel": SAMPLE_RATE / HOP_LENGTH, "waveform": SAMPLE_RATE}
@@ -158,7 +158,8 @@ def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
                         batch_sampler=SimilarLengths([x.shape[-1] / rate for x in train_inputs],
                                                      config["batch_size"], config["seed"], config["length_jitter"]),
                         collate_fn=RandomCrops(train_inputs, {k: v[train] for k, v in targets.items()}, config["seed"]))
-    model = build_student(config["family"])
+    architecture = student_config(config["family"])
+    model = build_student(config["family"], **architecture)
     distiller = Distiller(model, DistillWeights(config["hard_weight"], config["soft_weight"], config["temperature"],
                                                 config["cough_weight"], config["embedding_weight"],
                                                 config["layer_weight"]),
@@ -194,8 +195,8 @@ def train_student(clips: ClipSet, teacher: dict[str, np.ndarray], config: dict,
         history.append({"epoch": epoch, **totals, "val_auc": val_auc})
         progress.set_postfix(loss=f"{totals['total']:.3f}", val_auc=f"{val_auc:.3f}")
     state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(distiller).student.state_dict().items()}
-    return {"family": config["family"], "config": {}, "state_dict": state, "parameters": count_parameters(model),
-            "val_auc": history[-1]["val_auc"], "history": history,
+    return {"family": config["family"], "config": architecture, "state_dict": state,
+            "parameters": count_parameters(model), "val_auc": history[-1]["val_auc"], "history": history,
             "distill": {k: v for k, v in config.items() if k not in ("run_dir", "family")}}
 
 

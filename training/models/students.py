@@ -29,6 +29,7 @@ log-mel crops within a batch (alpha 0.3, as EfficientAT trains): 0.816 / 0.720, 
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -260,6 +261,15 @@ class Screener(nn.Module):
 
 STUDENTS: dict[str, type[_TwoHeads]] = {"cnn": LogMelCNN, "wav2vec": TinyWav2Vec}
 INPUTS = {"cnn": "log_mel", "wav2vec": "waveform"}
+
+
+def student_config(family: str, **overrides) -> dict:
+    """Every constructor argument of a family's student, defaults filled in: what a checkpoint records, so that
+    from_checkpoint rebuilds this network whatever the defaults later become."""
+    if family not in STUDENTS:
+        raise ValueError(f"unknown student family {family!r}; choose from {sorted(STUDENTS)}")
+    parameters = inspect.signature(STUDENTS[family]).parameters
+    return {name: overrides.get(name, p.default) for name, p in parameters.items()}
 
 
 def build_student(family: str, **config) -> _TwoHeads:
