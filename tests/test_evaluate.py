@@ -1,4 +1,4 @@
-"""Tests for training/evaluate.py: metrics against sklearn and hand-made cases, the MFCC baseline, the report."""
+"""Tests for training/lib/metrics.py: metrics against sklearn and hand-made cases, the MFCC baseline, the report."""
 from __future__ import annotations
 
 import json

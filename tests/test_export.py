@@ -1,5 +1,5 @@
-"""training/export.py: the FP32 IR matches torch at every clip length, the INT8 IR tracks the FP32 one, and the
-manifest lets the runtime verify what it loads (coughkd.model checks it)."""
+"""training/lib/export.py and the export step: the FP32 IR matches torch at every clip length, the INT8 IR tracks
+the FP32 one, and the manifest lets the runtime verify what it loads (coughkd.model checks it)."""
 from __future__ import annotations
 
 import copy

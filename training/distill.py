@@ -9,7 +9,7 @@ DistilHuBERT-style matching of its hidden layers, ``--layer_weight=1 --layers=4,
 clips (the CNN's MFCC read-out is fitted to the same loss outright first, see students.LogMelCNN.fit_readout),
 keeps the last epoch of the one-cycle schedule, and writes the checkpoint ``student_<family>.pt``. Validation AUC
 is logged every epoch but picks nothing: with 8 Telegram positives in the validation split, an epoch chosen by it
-is chosen on noise (runs of this step saw the Telegram AUC swing by more than 0.3 between validation and test).
+is chosen on noise (docs/experiments.md).
 """
 from __future__ import annotations
 
@@ -36,8 +36,7 @@ hard_weight = 0.5
 soft_weight = 0.5
 temperature = 2.0
 cough_weight = 0.5
-embedding_weight = 0.0  # > 0: cosine matching of a projection of the student embedding to the teacher's; off, as it
-# lowered the Telegram AUC in the cross-validation experiments behind this version
+embedding_weight = 0.0  # > 0: cosine matching of the student embedding to the teacher's (off: docs/experiments.md)
 layer_weight = 0.0  # > 0: prediction heads regress the teacher's hidden layers below (wav2vec2-family teachers only)
 layers = "4,8,12"  # indices into the teacher's hidden states: 0 = input embeddings, k = after transformer layer k
 spec_augment = True

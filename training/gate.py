@@ -2,7 +2,7 @@
 
     python -m training.gate --run_dir=runs/latest          # after prepare (its clips.npz)
 
-The gate's data (training.sounds): the run's covid19-cough recordings and generated clips in their own splits, and
+The gate's data (training.lib.sounds): the run's covid19-cough recordings and generated clips in their own splits, and
 the real recordings of Coswara (every sound of 50 people, split by participant), ESC-10 (everyday sounds, split by
 fold) and Speech Commands (words, split by speaker); a telephone copy of every wideband clip; cough recordings with
 speech or an everyday sound around them. EfficientAT mn04 tags every clip and every event window once; its AudioSet

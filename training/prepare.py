@@ -2,7 +2,7 @@
 
     python -m training.prepare --run_dir=runs/latest
 
-Writes to the run directory: ``clips.npz`` (see training.clips), ``recordings.json`` (one row per kept
+Writes to the run directory: ``clips.npz`` (see training.lib.clips), ``recordings.json`` (one row per kept
 recording), ``split.json`` (content hashes per split) and ``data_report.json`` (what the loader dropped and why).
 """
 from __future__ import annotations

@@ -6,11 +6,10 @@
 
 The pretrained model embeds each whole clip (as the student sees it: band-limited, one pass over the recording)
 and tags it with AudioSet classes where it can. Its COVID-19 logit is the mean of two linear probes
-(training.probe): one on the model's embedding, one on MFCC statistics of the same clip (the classic cough
-features). In cross-validation on train+val (`python -m training.compare_probes`) the pair scored a mean
-within-source AUC of 0.73, against 0.72 for MFCCs alone and 0.68 for the embedding alone: the mean helps on
-call-centre audio, MFCCs alone are better on Telegram. Training clips get cross-fitted logits.
-Optionally the model is first fine-tuned (teachers.fine_tune) on 2 s crops around each clip's first cough.
+(training.lib.probe): one on the model's embedding, one on MFCC statistics of the same clip (the classic cough
+features); the pair beat either alone in cross-validation (docs/experiments.md). Training clips get cross-fitted
+logits.
+Optionally the model is first fine-tuned (training.lib.teaching.fine_tune) on 2 s crops around each clip's first cough.
 
 The cache (``teacher_cache.npz``: covid_logit, embedding, cough_target per clip, and for wav2vec2-family teachers
 hidden_states, each hidden layer's time-mean, which distillation can match) is what makes student runs cheap: the

@@ -12,7 +12,7 @@ peak memory (``ru_maxrss`` of this process, the model built in a child process s
 expected time of the teacher step of a full run: ``recipe_clips`` x time per clip (the shipped recipe embeds 1,470
 clips: 870 recordings, 2.5 s long on average, and 600 generated clips of 1-3 s). With ``finetune_epochs`` > 0 it also
 times fine-tuning steps on 2 s crops (forward, backward and AdamW over ``batch_size`` crops, as
-``training.teachers.fine_tune``) and adds that many epochs over the recipe's 610 training and 131 validation crops.
+``training.lib.teaching.fine_tune``) and adds that many epochs over the recipe's 610 training and 131 validation crops.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def save_random_base(path: str) -> None:
 
 def sample_clips(root: Path, n: int, seed: int) -> list[ClipFeatures]:
     """``n`` decodable recordings, drawn at random, as the teacher step gets them: at most 30 s (training.prepare),
-    through coughkd's front end (training.clips.features)."""
+    through coughkd's front end (training.lib.clips.features)."""
     paths = sorted(root.glob("*.mp3"))
     feats = []
     for i in np.random.default_rng(seed).permutation(len(paths)):

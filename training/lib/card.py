@@ -132,7 +132,7 @@ it to decide anything about anyone's health.
 - The COVID-19 logit is the mean of two members, each fitted to the same distillation loss: a linear read-out
   (L2-penalised) of standardised MFCC statistics of the same log-mel, computed inside the network and fitted
   outright (L-BFGS) on the whole training clips first, then frozen; and the CNN's head, trained by SGD.
-  Exploratory cross-validation (`training/models/students.py`) motivated the read-out: it found the MFCC
+  Exploratory cross-validation (`docs/experiments.md`) motivated the read-out: it found the MFCC
   statistics stronger than the CNN on Telegram audio. The member rows below show what each member scores in this
   recipe, on the test split and in cross-validation.
 - Shipped as OpenVINO IR, FP32 and INT8 (NNCF post-training quantisation: {quantisation(s['export']['int8'])}).
@@ -140,7 +140,7 @@ it to decide anything about anyone's health.
 - Teacher: {s['teacher']['description']}, run once over each whole
   recording.{gate_teacher(config)} Its COVID-19 head is the mean of two linear probes fitted on the
   training split, one per source each (labels balanced, regularisation by inner cross-validation): on the teacher's
-  embedding, and on MFCC statistics of the same clip (`training.probe`; on the training clips the teacher's
+  embedding, and on MFCC statistics of the same clip (`training.lib.probe`; on the training clips the teacher's
   logits are cross-fitted, so the student learns what the teacher predicts for recordings it has not seen).
   Teacher within-source AUC: validation {s['teacher']['val_within_source_auc']:.3f}, test
   {s['teacher']['test_within_source_auc']:.3f} (test figures with CIs in the table below).
@@ -150,7 +150,7 @@ it to decide anything about anyone's health.
   {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
 - The gate (`training.gate`, `students.SoundTypeCNN`) is distilled from mn04's AudioSet tags on real recordings:
   its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
-  {g['config']['tag_weight']}; `training.sounds` says which AudioSet classes make each type), on whole clips and
+  {g['config']['tag_weight']}; `training.lib.sounds` says which AudioSet classes make each type), on whole clips and
   on event windows. Throat clearing counts as a cough; sneezes and laughter count as other sounds.
 
 ## Data

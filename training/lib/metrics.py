@@ -415,7 +415,7 @@ MADE_UP = ("generated", "mixture")  # data sets of clips made here: reported, ne
 
 
 def gate_groups(sounds) -> np.ndarray:
-    """(N,) what each clip of a training.sounds.SoundClips counts towards: "cough: <data set>" (covid19-cough per
+    """(N,) what each clip of a training.lib.sounds.SoundClips counts towards: "cough: <data set>" (covid19-cough per
     source, as each must reach the bar), or its sound type; "" for made-up clips."""
     groups = []
     for dataset, kind, t in zip(sounds.dataset, sounds.kind, sounds.sound_type):

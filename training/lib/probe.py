@@ -1,9 +1,7 @@
 """Linear probes: the teacher's COVID-19 head on fixed clip features (a pretrained embedding, MFCC statistics).
 
-Why a probe by default: fine-tuning mn04 on 1 s windows of the ~600 training recordings reached a validation
-within-source AUC of 0.57 (the pipeline before this one), while per-source logistic regression on the frozen
-AudioSet embedding of the whole clip scored 0.68 in 5-fold cross-validation on train+val
-(`python -m training.compare_probes`), and is fitted in seconds.
+Why a probe by default: it beat fine-tuning mn04 on the few hundred training recordings, and is fitted in seconds
+(docs/experiments.md).
 
 One probe per source: the teacher may use the recording channel (privileged information the student never gets),
 so it does not have to spend capacity telling phone calls from Telegram notes. Labels are balanced within each
