@@ -42,7 +42,6 @@ from bench.load import app_throughput
 from bench.render import NOTES, fmt_bytes, headline, machine, plot, render_markdown
 from bench.timing import accuracy_rows, latency_ratios, size_ratios, time_models
 from bench.zoo import BARE_IR, LABELS, MODELS, QUICK, BenchConfig, Paths, Zoo, file_bytes, make_clips
-from training.lib.card import quote, snippet
 from training.lib.configurator import configure
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
@@ -215,6 +214,8 @@ def main(argv: list[str]) -> dict | None:
     report = run(paths, bench, config["quick"], command, config["speedup_target"], config["parameters_target"])
     print(render_markdown(report))
     if not config["quick"]:
+        from training.lib.card import quote, snippet  # here: the memory child (measure_rss) must not import torch
+
         for document in filter(None, config["documents"].split(",")):
             written = quote(Path(document), snippet(report))
             print(f"{'quoted in' if written else 'no bench markers in'} {document}")
