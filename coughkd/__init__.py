@@ -17,8 +17,10 @@ from .events import Event
 from .model import SOUND_TYPES, ModelError, StudentRuntime
 from .predict import AudioSource, CoughModel, EventScore, Prediction
 
-__all__ = ["SAMPLE_RATE", "SOUND_TYPES", "Audio", "AudioError", "CoughModel", "Event", "EventScore", "ModelError",
-           "Prediction", "load", "load_audio", "predict"]
+__all__ = ["__version__", "SAMPLE_RATE", "SOUND_TYPES", "Audio", "AudioError", "CoughModel", "Event", "EventScore",
+           "ModelError", "Prediction", "load", "load_audio", "predict"]
+
+__version__ = "0.4.0"  # the one place it is set (pyproject.toml reads it)
 
 _default: CoughModel | None = None
 _default_lock = threading.Lock()

@@ -42,7 +42,7 @@ def frame_energy_db(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
-def find_events(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[Event]:
+def _energy_events(waveform: np.ndarray, sample_rate: int) -> list[Event]:
     """Events found by hysteresis on frame energy; empty when nothing stands out (e.g. steady noise)."""
     energy = frame_energy_db(waveform, sample_rate)
     floor = np.percentile(energy, FLOOR_PERCENTILE)
@@ -67,10 +67,11 @@ def find_events(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[Ev
     return [Event(round(float(s), 4), round(float(e), 4)) for s, e in spans if e - s >= MIN_EVENT_SECONDS]
 
 
-def detect_events(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[Event]:
-    """The events of `find_events`, or one WINDOW_SECONDS span around the loudest frame, so every clip is scored."""
-    events = find_events(waveform, sample_rate)
-    if events:
+def detect_events(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, fallback: bool = True) -> list[Event]:
+    """Events found by hysteresis on frame energy. Where nothing stands out (e.g. steady noise): with `fallback`,
+    one WINDOW_SECONDS span around the loudest frame, so every clip is scored; without, none."""
+    events = _energy_events(waveform, sample_rate)
+    if events or not fallback:
         return events
     duration = len(waveform) / sample_rate
     energy = frame_energy_db(waveform, sample_rate)

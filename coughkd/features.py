@@ -6,13 +6,16 @@ audio (8 kHz) from Telegram audio (48 kHz) by bandwidth alone (dataset trap 1).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
-SAMPLE_RATE = 16000
+from .audio import SAMPLE_RATE
+from .events import WINDOW_SECONDS, Event, detect_events, event_centres
+
 N_FFT = 512
 WIN_LENGTH = 400
 HOP_LENGTH = 160
@@ -21,6 +24,8 @@ FMIN = 0.0
 FMAX = 4000.0
 LOG_OFFSET = 1e-6
 TELEPHONE_RATE = 8000
+MAX_CLIP_SECONDS = 30.0  # longer recordings are scored in chunks of this length
+WINDOW_FRAMES = 1 + int(WINDOW_SECONDS * SAMPLE_RATE) // HOP_LENGTH
 
 
 def front_end_spec() -> dict:
@@ -116,3 +121,49 @@ def _mel_projection() -> np.ndarray:
     weights = _mel_filterbank()
     used = int(np.flatnonzero(weights.any(axis=0)).max()) + 1
     return np.ascontiguousarray(weights[:, :used].T)
+
+
+def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray:
+    """(n, ..., min(width, length)) slices of x's last axis centred on each centre and kept inside x.
+
+    Inside, not zero padded: a slice then holds only what the whole-clip input holds, so the student sees the same
+    kind of input for an event as for a clip."""
+    length = x.shape[-1]
+    width = min(width, length)
+    starts = np.clip(np.asarray(centres, dtype=np.int64) - width // 2, 0, length - width)
+    if len(starts) == 0:
+        return np.zeros((0, *x.shape[:-1], width), dtype=x.dtype)
+    return np.stack([x[..., s:s + width] for s in starts])
+
+
+def chunks(x: np.ndarray, seconds: float = MAX_CLIP_SECONDS,
+           rate: float = SAMPLE_RATE / HOP_LENGTH) -> list[np.ndarray]:
+    """x's last axis (frames by default) in pieces of `seconds`; a tail under half a piece joins the piece before
+    it, so no piece is too short to score and none is longer than 1.5 times `seconds`."""
+    size = int(seconds * rate)
+    bounds = list(range(0, x.shape[-1], size))[1:]
+    if bounds and x.shape[-1] - bounds[-1] < size // 2:
+        bounds.pop()
+    return np.split(x, bounds, axis=-1)
+
+
+@dataclass
+class ClipFeatures:
+    """What the student is given for one recording, computed once: training and run time share this function."""
+
+    waveform: np.ndarray  # band-limited 16 kHz waveform
+    events: list[Event]
+    centres: np.ndarray  # (n_events,) sample at the centre of each event's window
+    log_mel: np.ndarray  # (N_MELS, frames) of the whole clip
+
+    @property
+    def windows(self) -> np.ndarray:
+        """(n_events, N_MELS, WINDOW_FRAMES or fewer for clips under 1 s) log-mel slices around the events."""
+        return centred_slices(self.log_mel, self.centres // HOP_LENGTH, WINDOW_FRAMES)
+
+
+def clip_features(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> ClipFeatures:
+    """Band-limit, find the events, and take one log-mel of the whole clip (event windows are slices of it)."""
+    waveform = telephone_band(waveform, sample_rate)
+    events = detect_events(waveform, sample_rate)
+    return ClipFeatures(waveform, events, event_centres(waveform, events, sample_rate), log_mel(waveform))

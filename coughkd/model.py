@@ -19,7 +19,10 @@ from .audio import SAMPLE_RATE
 from .events import WINDOW_SECONDS
 from .features import N_MELS, front_end_spec
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "model"
+# A checkout's assets/model; `pip install .` puts the same files inside the package (pyproject.toml).
+MODEL_DIR = next((d for d in (Path(__file__).resolve().parent / "shipped_model",
+                              Path(__file__).resolve().parents[1] / "assets" / "model") if d.is_dir()),
+                 Path(__file__).resolve().parents[1] / "assets" / "model")
 MANIFEST = "manifest.json"
 INPUT = "log_mel"
 OUTPUTS = ("covid_logit", "sound_logits")

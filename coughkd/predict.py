@@ -16,16 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, load_audio
-from .events import WINDOW_SECONDS, Event, detect_events, event_centres
-from .features import HOP_LENGTH, log_mel, telephone_band
+from .audio import Audio, load_audio
+from .features import ClipFeatures, chunks, clip_features
 from .model import SOUND_TYPES, StudentRuntime
 
 AudioSource = str | Path | np.ndarray | tuple[int, np.ndarray] | Audio
 # The network: (n, N_MELS, frames) log-mel -> (covid logits (n,), sound-type logits (n, len(SOUND_TYPES))).
 Network = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-MAX_CLIP_SECONDS = 30.0  # longer recordings are scored in chunks of this length
-WINDOW_FRAMES = 1 + int(WINDOW_SECONDS * SAMPLE_RATE) // HOP_LENGTH
 COUGH = SOUND_TYPES.index("cough")
 
 
@@ -97,51 +94,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     x = np.asarray(logits, dtype=np.float64)
     x = np.exp(x - x.max(axis=-1, keepdims=True))
     return x / x.sum(axis=-1, keepdims=True)
-
-
-def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray:
-    """(n, ..., min(width, length)) slices of x's last axis centred on each centre and kept inside x.
-
-    Inside, not zero padded: a slice then holds only what the whole-clip input holds, so the student sees the same
-    kind of input for an event as for a clip."""
-    length = x.shape[-1]
-    width = min(width, length)
-    starts = np.clip(np.asarray(centres, dtype=np.int64) - width // 2, 0, length - width)
-    if len(starts) == 0:
-        return np.zeros((0, *x.shape[:-1], width), dtype=x.dtype)
-    return np.stack([x[..., s:s + width] for s in starts])
-
-
-def chunks(x: np.ndarray, seconds: float = MAX_CLIP_SECONDS, rate: float = SAMPLE_RATE / HOP_LENGTH) -> list[np.ndarray]:
-    """x's last axis (frames by default) in pieces of `seconds`; a tail under half a piece joins the piece before
-    it, so no piece is too short to score and none is longer than 1.5 times `seconds`."""
-    size = int(seconds * rate)
-    bounds = list(range(0, x.shape[-1], size))[1:]
-    if bounds and x.shape[-1] - bounds[-1] < size // 2:
-        bounds.pop()
-    return np.split(x, bounds, axis=-1)
-
-
-@dataclass
-class ClipFeatures:
-    """What the student is given for one recording, computed once: training and run time share this function."""
-
-    waveform: np.ndarray  # band-limited 16 kHz waveform
-    events: list[Event]
-    centres: np.ndarray  # (n_events,) sample at the centre of each event's window
-    log_mel: np.ndarray  # (N_MELS, frames) of the whole clip
-
-    @property
-    def windows(self) -> np.ndarray:
-        """(n_events, N_MELS, WINDOW_FRAMES or fewer for clips under 1 s) log-mel slices around the events."""
-        return centred_slices(self.log_mel, self.centres // HOP_LENGTH, WINDOW_FRAMES)
-
-
-def clip_features(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> ClipFeatures:
-    """Band-limit, find the events, and take one log-mel of the whole clip (event windows are slices of it)."""
-    waveform = telephone_band(waveform, sample_rate)
-    events = detect_events(waveform, sample_rate)
-    return ClipFeatures(waveform, events, event_centres(waveform, events, sample_rate), log_mel(waveform))
 
 
 def sound_type(probabilities: np.ndarray, cough_threshold: float) -> str:

@@ -2,7 +2,7 @@
 
 A score of a recording unlike any the model learnt from is not evidence, so each threshold marks the edge of the
 covid19-cough recordings (telephone and Telegram), measured on them and on copies degraded on purpose by
-`python docs/quality_thresholds.py` (docs/quality_thresholds.md holds its output and the figures quoted here).
+`python -m docs.quality_thresholds` (docs/quality_thresholds.md holds its output and the figures quoted here).
 
 - Clipping. The decoder warns when samples reach full scale, as it does for 1.1% of the data set's Telegram
   recordings, which are fine: the warning alone is no reason to record again. Heavy clipping also flattens the

@@ -29,7 +29,8 @@ def headline(entry: dict[str, Any], lang: str) -> str:
     """The verdict's first line, in words: what the person should take away."""
     kind = entry["outcome"]
     if kind == "not_cough":
-        return say(lang, f"headline_{entry['sound_type'] if entry['sound_type'] in ('speech', 'breathing') else 'other'}")
+        heard = entry["sound_type"] if entry["sound_type"] in ("speech", "breathing") else "other"
+        return say(lang, f"headline_{heard}")
     return say(lang, f"headline_{kind}")
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import coughkd
-from training.data import decode_all, load_covid19_cough, split
+from training.lib.data import decode_all, load_covid19_cough, split
 
 recordings, _ = load_covid19_cough()
 decoded, _ = decode_all(recordings, progress=False)

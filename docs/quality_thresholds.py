@@ -2,8 +2,8 @@
 recordings as they are and on copies degraded on purpose, and the share of each that the checks flag. Prints a
 markdown report; the committed one is docs/quality_thresholds.md:
 
-    python docs/quality_thresholds.py > docs/quality_thresholds.md                        # under a minute on 2 cores
-    python docs/quality_thresholds.py --model assets/model > docs/quality_thresholds.md   # with the model's gate
+    python -m docs.quality_thresholds > docs/quality_thresholds.md                        # under a minute on 2 cores
+    python -m docs.quality_thresholds --model assets/model > docs/quality_thresholds.md   # with the model's gate
 
 Degraded copies keep their recording's channel: too loud and clipped (at 48 kHz, then coded as WebM/Opus as a phone
 browser does, for Telegram recordings; at 8 kHz, uncompressed, for telephone ones), and white noise added 20, 10 or
@@ -22,18 +22,17 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import coughkd
 from coughkd import Audio, EventScore, Prediction
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
-from coughkd.events import find_events
+from coughkd.events import detect_events
 from coughkd.features import telephone_band
 from coughkd_app import quality
 from tests.audio_formats import encode
+from training.lib.data import COVID19_COUGH
 
-DATA = ROOT.parent / "shared" / "data" / "covid19-cough"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = COVID19_COUGH
 PERCENTILES = (0.5, 1, 2.5, 5, 50, 95, 99)
 GAINS = (2, 5, 20)  # times the loudest sample's level, before clipping at full scale
 NOISE_DB = (20, 10, 0)  # white noise this many dB below the recording's RMS
@@ -43,7 +42,8 @@ RATES = {"call-center": 8000, "telegram": 48000}
 def energy_prediction(audio: Audio) -> Prediction:
     """A stand-in Prediction whose events are the energy detector's, every one a cough (no model given)."""
     events = [EventScore(e.start_s, e.end_s, "cough", 1.0, None)
-              for e in find_events(telephone_band(audio.waveform, SAMPLE_RATE), SAMPLE_RATE)]
+              for e in detect_events(telephone_band(audio.waveform, SAMPLE_RATE), SAMPLE_RATE,
+                                     fallback=False)]
     return Prediction(None, None, 1.0, True, "cough", {}, 0.5, events, 0.0, "energy events", audio.duration_s)
 
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = {k: v for k, v in groups.items() if k.startswith("as recorded")} | {"as recorded: all": rows["as recorded"]}
     counted = {k: [r for r in v if r["coughs"] >= quality.MIN_COUGHS] for k, v in clean.items()}
     coughs = "the gate's coughs" if model else "the energy detector's events (no model given)"
-    command = "python docs/quality_thresholds.py" + (f" --model {args.model}" if model else "")
+    command = "python -m docs.quality_thresholds" + (f" --model {args.model}" if model else "")
     out = [(f"# Quality-check measurements\n\n`{command}`: {len(rows['as recorded'])} recordings of "
             f"{args.data.name} ({undecodable} undecodable) and degraded copies of one in {args.every}, split by "
             f"channel (call-center: telephone, 8 kHz; telegram: app audio, 48 kHz). Coughs: {coughs}.\n"),

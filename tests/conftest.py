@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from training.lib.data import SHARED
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 COUGH_DATA = SHARED / "data" / "covid19-cough"
 MODELS = SHARED / "models"
 

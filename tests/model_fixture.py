@@ -3,7 +3,7 @@
 The network is a random linear read-out of the time-averaged log-mel; it has the shipped model's interface exactly
 (input `log_mel` (-1, 64, -1), outputs `covid_logit` (-1,) and `sound_logits` (-1, 4)) and a manifest per the
 contract.
-Run `python tests/model_fixture.py DIR` to write one for the app (`python app.py --model DIR`).
+Run `python -m tests.model_fixture DIR` to write one for the app (`python app.py --model DIR`).
 """
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from coughkd.features import N_MELS  # noqa: E402
-from coughkd.model import SOUND_TYPES, input_spec  # noqa: E402
+from coughkd.features import N_MELS
+from coughkd.model import SOUND_TYPES, input_spec
 
 VARIANTS = {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
 
@@ -77,7 +75,7 @@ def make_model_dir(path: Path, seed: int = 0, cough_threshold: float = 0.5) -> P
             files[name] = hashlib.sha256((path / name).read_bytes()).hexdigest()
     manifest = {
         "model_id": f"fixture-seed{seed}",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": "tests/model_fixture.py make_model_dir",
         "files": files,
         "variants": VARIANTS,
@@ -97,5 +95,5 @@ def make_model_dir(path: Path, seed: int = 0, cough_threshold: float = 0.5) -> P
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python tests/model_fixture.py OUT_DIR")
+        sys.exit("usage: python -m tests.model_fixture OUT_DIR")
     print(make_model_dir(Path(sys.argv[1])))

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from model_fixture import make_model_dir
 
 import coughkd
 from coughkd.cli import _describe
 from coughkd.model import MODEL_DIR
 from coughkd.predict import EventScore, Prediction
+from tests.model_fixture import make_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"path", "covid_probability", "cough_probability", "is_cough", "sound_type", "sound_probabilities", "events",

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from training import crossval, distill
-from training.clips import NO_LABEL, ClipSet
+from training.lib.card import CROSSVAL_END, CROSSVAL_START, section
+from training.lib.clips import NO_LABEL, ClipSet
+from training.lib.configurator import config_keys
 from training.models.students import SoundTypeCNN, build_student
-from training.reproduce import CROSSVAL_END, CROSSVAL_START
 
 HARD_ONLY, TEACHER_ONLY = crossval.ABLATIONS
 
@@ -46,7 +47,7 @@ def run_dir(tmp_path_factory) -> Path:
     embedding[:n, 0] += 2 * labels
     np.savez(run / "teacher_cache.npz", covid_logit=np.zeros(n + 4, np.float32), embedding=embedding,
              cough_target=clips.is_cough.astype(np.float32))
-    recipe = {k: getattr(distill, k) for k in distill._CONFIG_KEYS if k not in ("run_dir", "family")}
+    recipe = {k: getattr(distill, k) for k in config_keys(vars(distill)) if k not in ("run_dir", "family")}
     torch.save({"distill": recipe}, run / "student_cnn.pt")
     (run / "teacher_summary.json").write_text(json.dumps({"mfcc_probe": False}))
     torch.manual_seed(0)
@@ -55,7 +56,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def untrained_students(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """distill.train_student replaced by an untrained CNN, seeded by the loss weights so that each variant scores
+    """train_student replaced by an untrained CNN, seeded by the loss weights so that each variant scores
     differently; returns the configs it is called with."""
     calls = []
 
@@ -64,7 +65,7 @@ def untrained_students(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
         torch.manual_seed(int(100 * config["hard_weight"] + 10 * config["soft_weight"]))
         return {"family": config["family"], "config": {}, "state_dict": build_student(config["family"]).state_dict()}
 
-    monkeypatch.setattr(distill, "train_student", train_student)
+    monkeypatch.setattr(crossval, "train_student", train_student)
     return calls
 
 
@@ -97,7 +98,7 @@ def check_reports(plain: dict, ablated: dict, card: Path, tmp_path: Path) -> Non
     """The ablation's rows and paired differences are there, in the json and the card; the plain run has none, and
     every figure the two runs share is the same."""
     assert "ablation" not in plain and set(crossval.ABLATIONS).isdisjoint(plain["per_source_auc"])
-    assert "What distillation adds" not in crossval.section(plain["results"], plain)
+    assert "What distillation adds" not in section(plain["results"], plain)
     assert set(ablated["per_source_auc"]) == set(plain["per_source_auc"]) | set(crossval.ABLATIONS)
     for name, aucs in plain["per_source_auc"].items():
         assert ablated["per_source_auc"][name] == pytest.approx(aucs), f"{name} moved with the ablation on"

@@ -14,16 +14,8 @@ import soundfile as sf
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
 from coughkd.features import telephone_band
 from coughkd.model import sha256_file
-from training import data
-from training.data import (
-    LoadReport,
-    Recording,
-    decode_all,
-    load_coughvid,
-    load_covid19_cough,
-    load_virufy,
-    split,
-)
+from training.lib import data
+from training.lib.data import LoadReport, Recording, decode_all, load_coughvid, load_covid19_cough, load_virufy, split
 
 UNDECODABLE = ("098d66e5-bda6-4e99-b787-ab890046c44b.mp3", "a9ecaf03-40a5-4b43-aaf3-f076f84a69aa.mp3")
 

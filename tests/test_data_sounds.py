@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.data import (
+from training.lib.data import (
     COSWARA_KINDS,
     ESC10_FOLDS,
+    SHARED,
     SOUND_TYPES,
     Recording,
     decode_all,
@@ -26,7 +27,6 @@ from training.data import (
     split_by_fold,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 UNKNOWN_LENGTH = 2**63 - 1  # what libsndfile reports for a FLAC whose STREAMINFO gives 0 (unknown) samples
 GATE_TYPES = {
     "cough-heavy": "cough", "cough-shallow": "cough",

@@ -1,4 +1,4 @@
-"""Tests for training/evaluate.py: metrics against sklearn and hand-made cases, the MFCC baseline, the report."""
+"""Tests for training/lib/metrics.py: metrics against sklearn and hand-made cases, the MFCC baseline, the report."""
 from __future__ import annotations
 
 import json
@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from training.evaluate import (
-    MfccBaseline,
+from training.lib.metrics import (
     choose_threshold,
     evaluate_scores,
     expected_calibration_error,
     markdown_table,
-    mfcc_statistics,
     operating_point,
     paired_auc_difference,
     paired_differences,
@@ -24,6 +22,7 @@ from training.evaluate import (
     within_source_auc,
     write_report,
 )
+from training.lib.probe import MfccBaseline, mfcc_statistics
 
 
 def _scores(n: int, separation: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -284,7 +283,7 @@ def fake_run(tmp_path, monkeypatch):
 
     import coughkd
     from coughkd.model import sha256_file
-    from training.data import Recording, split
+    from training.lib.data import Recording, split
 
     waves, labels = _tone_or_noise(60, 5)
     recordings = []
@@ -314,7 +313,7 @@ def fake_run(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_evaluate_run_scores_every_model_on_the_test_split(fake_run, tmp_path) -> None:
-    from training.evaluate import evaluate_run
+    from training.lib.metrics import evaluate_run
 
     recordings, parts, teacher, run_dir, calls = fake_run
     results = evaluate_run(tmp_path / "model", run_dir, tmp_path / "eval", recordings, n_boot=100, progress=False)
@@ -338,7 +337,7 @@ def test_evaluate_run_scores_every_model_on_the_test_split(fake_run, tmp_path) -
 
 
 def test_evaluate_run_needs_teacher_scores_for_every_test_recording(fake_run, tmp_path) -> None:
-    from training.evaluate import evaluate_run
+    from training.lib.metrics import evaluate_run
 
     recordings, parts, teacher, run_dir, _ = fake_run
     del teacher[parts["test"][0].sha256]

@@ -1,5 +1,5 @@
-"""training/export.py: the FP32 IR matches torch at every clip length, the INT8 IR tracks the FP32 one, and the
-manifest lets the runtime verify what it loads (coughkd.model checks it)."""
+"""training/lib/export.py and the export step: the FP32 IR matches torch at every clip length, the INT8 IR tracks
+the FP32 one, and the manifest lets the runtime verify what it loads (coughkd.model checks it)."""
 from __future__ import annotations
 
 import copy
@@ -16,7 +16,7 @@ from torch import nn
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import front_end_spec, log_mel
 from coughkd.model import OUTPUTS, SOUND_TYPES, sha256_file
-from training.export import (
+from training.lib.export import (
     INPUT_NAME,
     PARITY_FRAMES,
     PARITY_TOLERANCE,
@@ -145,7 +145,8 @@ def test_int8_ir_tracks_fp32(shipped: tuple[Path, dict]) -> None:
     int8_out = compile_f32(int8)(x)
     for name in OUTPUTS:
         r = np.corrcoef(fp32_out[name].ravel(), int8_out[name].ravel())[0, 1]
-        print(f"{name}: INT8 vs FP32 correlation {r:.5f}, max abs diff {np.abs(fp32_out[name] - int8_out[name]).max():.3f}")
+        diff = np.abs(fp32_out[name] - int8_out[name]).max()
+        print(f"{name}: INT8 vs FP32 correlation {r:.5f}, max abs diff {diff:.3f}")
         assert r > 0.99, f"{name}: INT8 vs FP32 correlation {r:.4f}"
 
 
@@ -229,8 +230,7 @@ def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, c
         "data": {"train": 10},
     }))
     out = tmp_path / "model"
-    main(["--checkpoint", str(run / "student.pt"), "--gate", str(run / "sound_cnn.pt"), "--run-dir", str(run),
-          "--out", str(out)])
+    main([f"--checkpoint={run / 'student.pt'}", f"--gate={run / 'sound_cnn.pt'}", f"--run_dir={run}", f"--out={out}"])
     print(capsys.readouterr().out)
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -240,5 +240,5 @@ def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, c
     assert manifest["threshold"] == {"covid": 0.4, "cough": 0.5}
     assert manifest["metrics"]["export"]["fp32_parity_max_abs_diff"] < PARITY_TOLERANCE
     assert manifest["metrics"]["export"]["int8"]["quantizers"] > 0
-    assert manifest["command"].startswith("python -m training.export --checkpoint")
+    assert manifest["command"].startswith("python -m training.export --checkpoint=")
     assert {name: sha256_file(out / name) for name in manifest["files"]} == manifest["files"]

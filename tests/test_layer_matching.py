@@ -9,16 +9,19 @@ import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from tests.test_teacher_step import TINY, toy_clips
-from training import distill, teacher
-from training.clips import ClipSet, features
-from training.losses import Distiller, DistillWeights, layer_matching_loss
+from training import distill
+from training.lib.clips import ClipSet, features
+from training.lib.configurator import config_keys
+from training.lib.distillation import train_student
+from training.lib.losses import Distiller, DistillWeights, layer_matching_loss
+from training.lib.teaching import teacher_outputs
 from training.models.students import LogMelCNN
-from training.teachers import build_teacher
+from training.models.teachers import build_teacher
 
 
 def student_config(**overrides) -> dict:
     """distill's own defaults, a CNN student, and the overrides."""
-    return {**{k: getattr(distill, k) for k in distill._CONFIG_KEYS}, "family": "cnn", **overrides}
+    return {**{k: getattr(distill, k) for k in config_keys(vars(distill))}, "family": "cnn", **overrides}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def tiny_run(tmp_path_factory) -> tuple[ClipSet, list, dict[str, np.ndarray]]:
     Wav2Vec2Model(Wav2Vec2Config(**TINY)).save_pretrained(path)
     clips = toy_clips(48, 0)
     feats = features(clips, progress=False)
-    outputs = teacher.teacher_outputs(build_teacher(str(path)), feats)
+    outputs = teacher_outputs(build_teacher(str(path)), feats)
     cache = {"covid_logit": np.where(clips.covid_label == 1, 2.0, -2.0).astype(np.float32),
              "embedding": outputs["embedding"], "cough_target": clips.is_cough.astype(np.float32),
              "hidden_states": outputs["hidden_states"]}
@@ -56,7 +59,7 @@ def test_layer_matching_loss_is_smallest_on_the_target() -> None:
 def test_layer_matching_lowers_the_matching_loss_on_a_tiny_random_teacher(tiny_run) -> None:
     clips, feats, cache = tiny_run
     assert cache["hidden_states"].shape == (len(clips), 3, 32)
-    checkpoint = distill.train_student(clips, cache, student_config(epochs=6, layer_weight=1.0, layers="1,2"), feats)
+    checkpoint = train_student(clips, cache, student_config(epochs=6, layer_weight=1.0, layers="1,2"), feats)
     losses = [epoch["layers"] for epoch in checkpoint["history"]]
     assert losses[-1] < 0.95 * losses[0], losses  # 1.53 -> 1.38 over 18 steps when written
     assert not any(k.startswith("layer_heads") for k in checkpoint["state_dict"]), "the heads are not shipped"
@@ -67,6 +70,6 @@ def test_layer_matching_needs_hidden_layers_and_valid_indices(tiny_run, tmp_path
     clips, feats, cache = tiny_run
     mn04_like = {k: v for k, v in cache.items() if k != "hidden_states"}
     with pytest.raises(SystemExit, match="hidden layers"):
-        distill.train_student(clips, mn04_like, student_config(epochs=1, layer_weight=1.0), feats)
+        train_student(clips, mn04_like, student_config(epochs=1, layer_weight=1.0), feats)
     with pytest.raises(SystemExit, match="0..2"):
-        distill.train_student(clips, cache, student_config(epochs=1, layer_weight=1.0, layers="4,8,12"), feats)
+        train_student(clips, cache, student_config(epochs=1, layer_weight=1.0, layers="4,8,12"), feats)

@@ -11,8 +11,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import coughkd
-from training.configurator import parse_overrides
-from training.clips import ClipSet, clip_scores
+from training.lib.clips import ClipSet, clip_scores
+from training.lib.configurator import parse_overrides
 
 
 def test_overrides_are_typed_and_checked() -> None:
@@ -158,7 +158,7 @@ def test_cross_validation_never_reads_the_test_split() -> None:
 
 
 def test_previous_model_note_names_it_and_its_command() -> None:
-    from training.reproduce import previous_note
+    from training.lib.card import previous_note
 
     assert previous_note(None) == ""
     note = previous_note({"model": "coughkd-cnn-1", "command": "docs/previous_model_scores.py out.json", "scores": {}})

@@ -8,23 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_fixture import make_model_dir, reference_logits
 
 import coughkd
 from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
-from coughkd.features import HOP_LENGTH, N_MELS
+from coughkd.features import HOP_LENGTH, N_MELS, WINDOW_FRAMES, centred_slices, chunks, clip_features
 from coughkd.model import MODEL_DIR
-from coughkd.predict import (
-    WINDOW_FRAMES,
-    aggregate,
-    centred_slices,
-    chunks,
-    clip_features,
-    sigmoid,
-    softmax,
-    sound_type,
-)
+from coughkd.predict import aggregate, sigmoid, softmax, sound_type
+from tests.model_fixture import make_model_dir, reference_logits
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from coughkd.features import log_mel
-from training.losses import Distiller, DistillWeights, soft_bce, source_balanced_weights
+from training.lib.losses import Distiller, DistillWeights, soft_bce, source_balanced_weights
 from training.models.students import STUDENTS, LogMelCNN, MfccStatistics, build_student, count_parameters
 
 MAX_PARAMETERS = 100_000

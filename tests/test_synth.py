@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from training import synth
-from training.synth import KINDS, generate_non_cough
+from training.lib import synth
+from training.lib.synth import KINDS, generate_non_cough
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 

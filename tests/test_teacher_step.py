@@ -11,9 +11,9 @@ from sklearn.metrics import roc_auc_score
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from training import compare_probes, teacher
-from training.clips import NO_LABEL, ClipSet
-from training.distill import RandomCrops, SimilarLengths
-from training.probe import cross_fitted_logits, probe_logits
+from training.lib.clips import NO_LABEL, ClipSet
+from training.lib.distillation import RandomCrops, SimilarLengths
+from training.lib.probe import cross_fitted_logits, probe_logits
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
         "conv_dim": (32, 32), "conv_stride": (10, 8), "conv_kernel": (10, 8), "num_conv_pos_embeddings": 16,
@@ -59,7 +59,7 @@ def toy_clips(n: int, seed: int) -> ClipSet:
     """Tone-in-noise (label 1) vs noise (label 0) clips of different lengths, two sources, plus generated audio."""
     rng = np.random.default_rng(seed)
     waveforms, labels = [], np.arange(n) % 2
-    for i, label in enumerate(labels):
+    for label in labels:
         t = np.arange(int(rng.uniform(0.6, 2.5) * 16000)) / 16000
         waveforms.append((0.2 * rng.standard_normal(t.size) + label * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
     split = np.array(["train"] * 4 + ["val"] * 2 + ["test"] * 2)[np.arange(n) % 8]
@@ -97,7 +97,8 @@ def test_teacher_step_caches_every_clip_with_a_tiny_hf_teacher(tmp_path: Path) -
     assert len(test_scores) == 16 and all(0.0 <= p <= 1.0 for p in test_scores.values())
 
     table = compare_probes.main([f"--run_dir={run}", "--folds=2", "--repeats=1"])
-    assert set(table) == {f"{m}, {f} probe" for m in ("embedding", "mfcc", "mean of both") for f in ("pooled", "per-source")}
+    members = ("embedding", "mfcc", "mean of both")
+    assert set(table) == {f"{m}, {f} probe" for m in members for f in ("pooled", "per-source")}
     assert table["mfcc, pooled probe"]["a"] > 0.9  # MFCCs see a 440 Hz tone at once
 
 

@@ -22,8 +22,9 @@ from transformers import (
     WavLMModel,
 )
 
+from training.lib.teaching import fine_tune
 from training.models.efficientat import EfficientATMel
-from training.teachers import (
+from training.models.teachers import (
     EfficientATTeacher,
     HFTeacher,
     Teacher,
@@ -31,7 +32,6 @@ from training.teachers import (
     Upsample2x,
     build_teacher,
     cough_score,
-    fine_tune,
 )
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,

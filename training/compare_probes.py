@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from training.clips import features, load_run
-from training.configurator import parse_overrides
-from training.evaluate import per_source_auc
-from training.probe import probe_logits
-from training.teacher import probe_inputs
+from training.lib.clips import features, load_run
+from training.lib.configurator import configure
+from training.lib.metrics import per_source_auc
+from training.lib.probe import probe_inputs, probe_logits
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -30,7 +29,7 @@ seed = 0
 
 
 def main(argv: list[str]) -> dict[str, dict[str, float]]:
-    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    config = configure(globals(), argv)
     clips, cache = load_run(Path(config["run_dir"]))
     chosen = (clips.recording >= 0) & np.isin(clips.split, ["train", "val"])
     rows, part = np.flatnonzero(chosen), clips.subset(chosen)
@@ -61,7 +60,6 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
     return results
 
 
-_CONFIG_KEYS = ("run_dir", "folds", "repeats", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -8,10 +8,10 @@ its run directory). Out-of-fold scores over every training and validation record
 steadier comparison of the recipe than either split alone.
 
 Each fold repeats the run's recipe with the held-out fold in the role of the validation split: the teacher's probes
-are cross-fitted on the fold's training recordings (training.teacher.covid_logits), a student is distilled from
-them with the shipped student's own distillation config (training.distill.train_student), and the MFCC baseline is
-fitted on the fold's training recordings; then each scores the held-out fold. Generated non-cough clips of the
-training split stay in every fold's training set; test clips are never read. Writes reports/crossval.json and the
+are cross-fitted on the fold's training recordings (training.lib.probe.covid_logits), a student is distilled from
+them with the shipped student's own distillation config (training.lib.distillation.train_student), and the MFCC
+baseline is fitted on the fold's training recordings; then each scores the held-out fold. Generated non-cough clips
+of the training split stay in every fold's training set; test clips are never read. Writes reports/crossval.json and the
 card's cross-validation section (between its crossval markers); the json keeps every recording's out-of-fold
 scores (``out_of_fold``, recordings by index into the run's recordings.json), so other statistics need no re-run.
 
@@ -41,15 +41,15 @@ from sklearn.model_selection import StratifiedKFold
 
 from coughkd.audio import MIN_SECONDS, SAMPLE_RATE
 from coughkd.events import Event
-from coughkd.features import log_mel
-from coughkd.predict import ClipFeatures, aggregate, chunks, score, sigmoid
-from training import distill, teacher
-from training.bench import quote
-from training.clips import ClipSet, features, load_run
-from training.configurator import parse_overrides
-from training.evaluate import MfccBaseline, evaluate_scores, format_auc, paired_differences, paired_table
+from coughkd.features import ClipFeatures, chunks, log_mel
+from coughkd.predict import aggregate, score, sigmoid
+from training.lib.card import CROSSVAL_END, CROSSVAL_START, quote, section
+from training.lib.clips import ClipSet, features, load_run
+from training.lib.configurator import configure
+from training.lib.distillation import member_logits, student_inputs, train_student
+from training.lib.metrics import evaluate_scores, paired_differences
+from training.lib.probe import MfccBaseline, covid_logits
 from training.models.students import Screener, SoundTypeCNN, from_checkpoint
-from training.reproduce import CROSSVAL_END, CROSSVAL_START
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -88,11 +88,11 @@ def run_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np.ndar
     ``held`` in the role of the validation split, and the fold's student. Arrays are aligned with
     ``np.flatnonzero(held)``."""
     part = replace(clips, split=np.where(held, "val", "train"))
-    part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
-    model = from_checkpoint(distill.train_student(part, part_cache, student_config, feats))
+    part_cache = {**cache, "covid_logit": covid_logits(part, feats, cache["embedding"], teacher_config)}
+    model = from_checkpoint(train_student(part, part_cache, student_config, feats))
 
     scored = np.flatnonzero(held)
-    members = distill.member_logits(model, distill.student_inputs([feats[i] for i in scored], student_config["family"]))
+    members = member_logits(model, student_inputs([feats[i] for i in scored], student_config["family"]))
     fit = np.flatnonzero(~held & (clips.recording >= 0))
     baseline = MfccBaseline(teacher_config["seed"]).fit([feats[i].waveform for i in fit], clips.covid_label[fit])
     names = model.member_names
@@ -137,69 +137,26 @@ def ablation_fold(clips: ClipSet, feats: list[ClipFeatures], cache: dict[str, np
     """COVID-19 probabilities of the ``held`` recordings from a student distilled with each of ABLATIONS' overrides
     of the recipe (its members' mean, as shipped), on the fold's own teacher probes as in run_fold."""
     part = replace(clips, split=np.where(held, "val", "train"))
-    part_cache = {**cache, "covid_logit": teacher.covid_logits(part, feats, cache["embedding"], teacher_config)}
-    inputs = distill.student_inputs([feats[i] for i in np.flatnonzero(held)], student_config["family"])
+    part_cache = {**cache, "covid_logit": covid_logits(part, feats, cache["embedding"], teacher_config)}
+    inputs = student_inputs([feats[i] for i in np.flatnonzero(held)], student_config["family"])
     out = {}
     for name, overrides in ABLATIONS.items():
-        model = from_checkpoint(distill.train_student(part, part_cache, {**student_config, **overrides}, feats))
-        out[name] = sigmoid(distill.member_logits(model, inputs).mean(axis=1))
+        model = from_checkpoint(train_student(part, part_cache, {**student_config, **overrides}, feats))
+        out[name] = sigmoid(member_logits(model, inputs).mean(axis=1))
     return out
 
 
-def in_words(paired: dict[str, dict], model: str) -> str:
-    """What each paired difference says, read off its 95% CI: above 0, below 0, or not told apart from 0."""
-    sentences = []
-    for name, comparison in paired.items():
-        parts = []
-        for panel, d in [*comparison["per_source"].items(), ("pooled", comparison["pooled"])]:
-            if d is None:
-                continue
-            low, high = d["ci"]
-            verdict = ("better" if low > 0 else "worse" if high < 0 else "not told apart (the CI includes 0)")
-            parts.append(f"{panel} {d['difference']:+.3f}, {verdict}")
-        sentences.append(f"against the {name.split(',', 1)[-1].strip()}: " + "; ".join(parts))
-    return f"In words, the {model}: " + ". And ".join(sentences) + "."
-
-
-def section(results: dict, report: dict) -> str:
-    """The card's cross-validation text: per-source out-of-fold AUCs with bootstrap CIs."""
-    first = next(iter(results.values()))["per_source"]
-    sources = list(first)
-    counts = ", ".join(f"{s} n={g['n']}, {g['positives']} positive" for s, g in first.items())
-    lines = [f"Out-of-fold AUC over the {report['recordings']} training and validation recordings ({counts}; "
-             f"{report['folds']}-fold, stratified by source and label; the test split is never read), with 95% "
-             "bootstrap CIs:", "",
-             "| model | " + " | ".join(f"AUC {s}" for s in sources) + " |", "|---|" + "---|" * len(sources)]
-    for name, r in results.items():
-        lines.append(f"| {name} | " + " | ".join(format_auc(g) for g in r["per_source"].values()) + " |")
-    lines += ["", "The student against the others on the same out-of-fold scores, paired (one bootstrap resamples the "
-              "same recordings for both):", "", paired_table("student", report["paired"]).rstrip("\n"),
-              "", "The runtime scores a cough recording whole, non-cough parts included, as the student was trained. "
-              "The alternative, cutting out the events the gate hears as speech or other sounds "
-              f"({report['recordings_cut']} of the {report['recordings']} recordings hold some), paired against the "
-              "same students on the whole recordings:", "",
-              paired_table("cough parts", report["cut_minus_whole"]).rstrip("\n"),
-              "", f"Measured with `{report['command']}` ({report['date']}, {report['minutes']:.0f} min)."]
-    if "ablation" in report:  # before the closing "Measured with" line
-        lines[-1:-1] = [("What distillation adds: on the same folds, students distilled with the hard-label loss "
-                         "alone (soft_weight=0) and with the teacher's targets alone (hard_weight=0), rows above; "
-                         "the shipped recipe minus each, paired (against hard labels only: with distillation minus "
-                         "without):"), "", paired_table("shipped recipe", report["ablation"]).rstrip("\n"), "",
-                         in_words(report["ablation"], "shipped recipe"), ""]
-    return "\n".join(lines)
-
-
 def main(argv: list[str]) -> dict:
-    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    config = configure(globals(), argv)
     start = time.time()
     run = Path(config["run_dir"])
     clips, cache = load_run(run)
     _, kept = cross_validated_rows(clips)
     clips, cache = clips.subset(kept), {k: v[kept] for k, v in cache.items()}
     shipped = torch.load(run / f"student_{config['family']}.pt", map_location="cpu", weights_only=False)
-    # settings newer than the run's checkpoint (layer matching) take distill's defaults
-    defaults = {k: getattr(distill, k) for k in distill._CONFIG_KEYS}
-    student_config = {**defaults, **shipped["distill"], "family": config["family"], "run_dir": str(run)}
+    # checkpoints from before layer matching (the shipped one) lack its settings: it was off
+    off = {"layer_weight": 0.0, "layers": "4,8,12"}
+    student_config = {**off, **shipped["distill"], "family": config["family"], "run_dir": str(run)}
     if config["epochs"] > 0:
         student_config["epochs"] = config["epochs"]
     if config["student_seed"] >= 0:
@@ -260,8 +217,6 @@ def main(argv: list[str]) -> dict:
     return report
 
 
-_CONFIG_KEYS = ("run_dir", "family", "folds", "epochs", "student_seed", "ablation", "card", "report_dir", "n_boot",
-                "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

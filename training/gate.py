@@ -2,7 +2,7 @@
 
     python -m training.gate --run_dir=runs/latest          # after prepare (its clips.npz)
 
-The gate's data (training.sounds): the run's covid19-cough recordings and generated clips in their own splits, and
+The gate's data (training.lib.sounds): the run's covid19-cough recordings and generated clips in their own splits, and
 the real recordings of Coswara (every sound of 50 people, split by participant), ESC-10 (everyday sounds, split by
 fold) and Speech Commands (words, split by speaker); a telephone copy of every wideband clip; cough recordings with
 speech or an everyday sound around them. EfficientAT mn04 tags every clip and every event window once; its AudioSet
@@ -30,12 +30,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import HOP_LENGTH, LOG_OFFSET
+from coughkd.features import HOP_LENGTH, LOG_OFFSET, ClipFeatures, centred_slices
 from coughkd.model import SOUND_TYPES
-from coughkd.predict import ClipFeatures, centred_slices, softmax
-from training.clips import ClipSet, features
-from training.configurator import parse_overrides
-from training.data import (
+from coughkd.predict import softmax
+from training.lib.clips import ClipSet, features
+from training.lib.configurator import configure
+from training.lib.data import (
     COSWARA,
     ESC10,
     ESC10_FOLDS,
@@ -47,11 +47,9 @@ from training.data import (
     load_speech_commands,
     split_by_fold,
 )
-from training.distill import RandomCrops, SimilarLengths, spec_masks
-from training.evaluate import choose_gate_threshold, gate_groups
-from training.models.efficientat import N_CLASSES
-from training.models.students import SoundTypeCNN, count_parameters
-from training.sounds import (
+from training.lib.distillation import RandomCrops, SimilarLengths, spec_masks
+from training.lib.metrics import choose_gate_threshold, gate_groups
+from training.lib.sounds import (
     SoundClips,
     from_clip_set,
     from_recordings,
@@ -59,7 +57,9 @@ from training.sounds import (
     teacher_distribution,
     telephone_copies,
 )
-from training.teachers import build_teacher
+from training.models.efficientat import N_CLASSES
+from training.models.students import SoundTypeCNN, count_parameters
+from training.models.teachers import build_teacher
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -273,7 +273,7 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
     threshold = choose_gate_threshold(gate_probabilities(model, [feats[i] for i in val])[:, 0], groups)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return {"state_dict": state, "parameters": count_parameters(model), "threshold": threshold, "history": history,
-            "items": len(owners), "config": {k: config[k] for k in _CONFIG_KEYS if k != "run_dir"}}
+            "items": len(owners), "config": {k: v for k, v in config.items() if k != "run_dir"}}
 
 
 def describe(sounds: SoundClips) -> list[dict]:
@@ -284,10 +284,16 @@ def describe(sounds: SoundClips) -> list[dict]:
                                                      sounds.sound_type))]
 
 
-def main(argv: list[str], clips: ClipSet | None = None) -> tuple[dict, SoundClips, list[ClipFeatures]]:
+def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: str = tag_cache,
+        min_quality: int = min_quality, n_mixtures: int = n_mixtures, tag_weight: float = tag_weight,
+        all_tags_weight: float = all_tags_weight, gain_db: float = gain_db, tilt_db: float = tilt_db,
+        windows_per_clip: int = windows_per_clip,
+        max_seconds: float = max_seconds, epochs: int = epochs, limit: int = limit, resume: bool = resume,
+        batch_size: int = batch_size, learning_rate: float = learning_rate, weight_decay: float = weight_decay,
+        seed: int = seed, clips: ClipSet | None = None) -> tuple[dict, SoundClips, list[ClipFeatures]]:
     """``clips``: the run's ClipSet when the caller has it (reproduce). Returns (checkpoint, the sound set, its
     features) for evaluation."""
-    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    config = {k: v for k, v in locals().items() if k != "clips"}
     run = Path(config["run_dir"])
     clips = ClipSet.load(run / "clips.npz") if clips is None else clips
     sounds, reports = sound_set(clips, config)
@@ -305,8 +311,9 @@ def main(argv: list[str], clips: ClipSet | None = None) -> tuple[dict, SoundClip
     return checkpoint, sounds, feats
 
 
-_CONFIG_KEYS = ("run_dir", "audio_cache", "tag_cache", "min_quality", "n_mixtures", "tag_weight", "all_tags_weight", "gain_db", "tilt_db", "windows_per_clip", "max_seconds",
-                "epochs", "limit", "resume", "batch_size", "learning_rate", "weight_decay", "seed")
+def main(argv: list[str]) -> tuple[dict, SoundClips, list[ClipFeatures]]:
+    return run(**configure(globals(), argv))
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])

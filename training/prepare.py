@@ -2,7 +2,7 @@
 
     python -m training.prepare --run_dir=runs/latest
 
-Writes to the run directory: ``clips.npz`` (see training.clips), ``recordings.json`` (one row per kept
+Writes to the run directory: ``clips.npz`` (see training.lib.clips), ``recordings.json`` (one row per kept
 recording), ``split.json`` (content hashes per split) and ``data_report.json`` (what the loader dropped and why).
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.predict import MAX_CLIP_SECONDS
-from training.clips import NO_LABEL, ClipSet
-from training.configurator import parse_overrides
-from training.data import COVID19_COUGH, SPLITS, decode_all, load_covid19_cough, split
-from training.synth import generate_non_cough
+from coughkd.features import MAX_CLIP_SECONDS
+from training.lib.clips import NO_LABEL, ClipSet
+from training.lib.configurator import configure
+from training.lib.data import COVID19_COUGH, SPLITS, decode_all, load_covid19_cough, split
+from training.lib.synth import generate_non_cough
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -42,8 +42,10 @@ def _stratified_subset(recordings: list, n: int, seed: int) -> list:
     return [r for members in strata.values() for r in members[:per]]
 
 
-def main(argv: list[str]) -> ClipSet:
-    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+def run(*, run_dir: str = run_dir, data_root: str = data_root, audio_cache: str = audio_cache,
+        only_verified_positives: bool = only_verified_positives, non_cough_clips: int = non_cough_clips,
+        limit: int = limit, seed: int = seed) -> ClipSet:
+    config = dict(locals())
     run = Path(config["run_dir"])
     run.mkdir(parents=True, exist_ok=True)
 
@@ -84,8 +86,9 @@ def main(argv: list[str]) -> ClipSet:
     return clips
 
 
-_CONFIG_KEYS = ("run_dir", "data_root", "audio_cache", "only_verified_positives", "non_cough_clips", "limit",
-                "seed")
+def main(argv: list[str]) -> ClipSet:
+    return run(**configure(globals(), argv))
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])

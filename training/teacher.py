@@ -6,11 +6,10 @@
 
 The pretrained model embeds each whole clip (as the student sees it: band-limited, one pass over the recording)
 and tags it with AudioSet classes where it can. Its COVID-19 logit is the mean of two linear probes
-(training.probe): one on the model's embedding, one on MFCC statistics of the same clip (the classic cough
-features). In cross-validation on train+val (`python -m training.compare_probes`) the pair scored a mean
-within-source AUC of 0.73, against 0.72 for MFCCs alone and 0.68 for the embedding alone: the mean helps on
-call-centre audio, MFCCs alone are better on Telegram. Training clips get cross-fitted logits.
-Optionally the model is first fine-tuned (teachers.fine_tune) on 2 s crops around each clip's first cough.
+(training.lib.probe): one on the model's embedding, one on MFCC statistics of the same clip (the classic cough
+features); the pair beat either alone in cross-validation (docs/experiments.md). Training clips get cross-fitted
+logits.
+Optionally the model is first fine-tuned (training.lib.teaching.fine_tune) on 2 s crops around each clip's first cough.
 
 The cache (``teacher_cache.npz``: covid_logit, embedding, cough_target per clip, and for wav2vec2-family teachers
 hidden_states, each hidden layer's time-mean, which distillation can match) is what makes student runs cheap: the
@@ -27,16 +26,15 @@ import numpy as np
 import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
-from tqdm import tqdm
 
-from coughkd.audio import SAMPLE_RATE
-from coughkd.predict import ClipFeatures, centred_slices
-from training.clips import ClipSet, clip_scores, features
-from training.configurator import parse_overrides
-from training.evaluate import mfcc_statistics, within_source_auc
-from training.losses import source_balanced_weights
-from training.probe import cross_fitted_logits
-from training.teachers import HFTeacher, Teacher, build_teacher, cough_score, fine_tune
+from coughkd.features import ClipFeatures
+from training.lib.clips import ClipSet, clip_scores, features
+from training.lib.configurator import configure
+from training.lib.losses import source_balanced_weights
+from training.lib.metrics import within_source_auc
+from training.lib.probe import covid_logits
+from training.lib.teaching import cough_target, crop, fine_tune, teacher_outputs
+from training.models.teachers import HFTeacher, Teacher, build_teacher
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -51,8 +49,6 @@ tag_weight = 0.5  # cough target = (1 - w) * known label (dataset cough / genera
 seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
-MIN_SECONDS = 1.0  # shorter clips are zero padded: the teachers' pooling wants a few frames
-CROP_SECONDS = 2.0
 MN04 = "EfficientAT mn04 (MobileNetV3, AudioSet-pretrained, mAP 0.432, MIT licence, Schmid et al. ICASSP 2023)"
 
 
@@ -84,59 +80,16 @@ def describe(model: Teacher, config: dict, history: dict | None) -> str:
             f"{'s' if epochs > 1 else ''}{kept})")
 
 
-def padded(waveform: np.ndarray, seconds: float) -> np.ndarray:
-    return np.pad(waveform, (0, max(0, int(seconds * SAMPLE_RATE) - len(waveform)))).astype(np.float32)
 
 
-def crop(feature: ClipFeatures, seconds: float = CROP_SECONDS) -> np.ndarray:
-    """A fixed-length crop around the clip's first event, so clips can be batched for fine-tuning."""
-    centre = feature.centres[:1] if len(feature.centres) else np.array([0])
-    return padded(centred_slices(feature.waveform, centre, int(seconds * SAMPLE_RATE))[0], seconds)
 
 
-@torch.no_grad()
-def teacher_outputs(model: Teacher, clips: list[ClipFeatures]) -> dict[str, np.ndarray]:
-    """Embedding, COVID-19 logit, cough score (teachers with AudioSet tags) and time-pooled hidden layers
-    (wav2vec2-family teachers) of each whole clip, one clip at a time (lengths differ)."""
-    model.eval()
-    device = next(model.parameters()).device
-    out: dict[str, list[np.ndarray]] = {"covid_logit": [], "embedding": [], "cough_score": [], "hidden_states": []}
-    for clip in tqdm(clips, desc="teacher outputs", unit="clip"):
-        result = model(torch.from_numpy(padded(clip.waveform, MIN_SECONDS)[None]).to(device))
-        out["covid_logit"].append(result.covid_logit.cpu().numpy())
-        out["embedding"].append(result.embedding.cpu().numpy())
-        if result.tags is not None:
-            out["cough_score"].append(cough_score(result.tags).cpu().numpy())
-        if result.hidden is not None:
-            out["hidden_states"].append(result.hidden.cpu().numpy())
-    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items() if v}
 
 
-def cough_target(clips: ClipSet, outputs: dict[str, np.ndarray], tag_weight: float) -> np.ndarray:
-    """Soft cough/not-cough target: what we know (every dataset clip is a cough, generated audio is not), blended
-    with the AudioSet tagger's opinion where the teacher has tags."""
-    known = clips.is_cough.astype(np.float32)
-    if "cough_score" not in outputs:
-        return known
-    return (1 - tag_weight) * known + tag_weight * outputs["cough_score"]
 
 
-def probe_inputs(feats: list[ClipFeatures], embedding: np.ndarray, mfcc_probe: bool = True) -> dict[str, np.ndarray]:
-    """What the COVID-19 probes read per clip: the teacher's embedding and, optionally, MFCC statistics of the
-    band-limited clip (training.compare_probes weighs the same inputs)."""
-    inputs = {"embedding": embedding}
-    if mfcc_probe:
-        inputs["mfcc"] = mfcc_statistics([f.waveform for f in feats])
-    return inputs
 
 
-def covid_logits(clips: ClipSet, feats: list[ClipFeatures], embedding: np.ndarray, config: dict) -> np.ndarray:
-    """The teacher's COVID-19 logit per clip: the mean of its probes, cross-fitted on the training clips."""
-    labelled = clips.recording >= 0
-    train = labelled & (clips.split == "train")
-    logits = [cross_fitted_logits(x, clips.covid_label, clips.source, train, labelled & ~train, seed=config["seed"])
-              for x in probe_inputs(feats, embedding, config["mfcc_probe"]).values()]
-    return np.mean(logits, axis=0).astype(np.float32)
 
 
 def fine_tune_on_crops(model: Teacher, clips: ClipSet, feats: list[ClipFeatures], config: dict) -> dict:
@@ -157,9 +110,12 @@ def fine_tune_on_crops(model: Teacher, clips: ClipSet, feats: list[ClipFeatures]
                      train_weights=source_balanced_weights(clips.source[train], clips.covid_label[train]))
 
 
-def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
+def run(*, run_dir: str = run_dir, teacher: str = teacher, mode: str = mode, finetune_epochs: int = finetune_epochs,
+        frozen_blocks: int = frozen_blocks, learning_rate: float = learning_rate, batch_size: int = batch_size,
+        mfcc_probe: bool = mfcc_probe, tag_weight: float = tag_weight, seed: int = seed,
+        feats: list[ClipFeatures] | None = None) -> dict:
     """``feats``: the clips' features when the caller already has them (reproduce computes them once)."""
-    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    config = {k: v for k, v in locals().items() if k != "feats"}
     torch.manual_seed(config["seed"])
     run = Path(config["run_dir"])
     clips = ClipSet.load(run / "clips.npz")
@@ -194,8 +150,9 @@ def main(argv: list[str], feats: list[ClipFeatures] | None = None) -> dict:
     return summary
 
 
-_CONFIG_KEYS = ("run_dir", "teacher", "mode", "finetune_epochs", "frozen_blocks", "learning_rate", "batch_size",
-                "mfcc_probe", "tag_weight", "seed")
+def main(argv: list[str]) -> dict:
+    return run(**configure(globals(), argv))
+
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -7,12 +7,12 @@ Builds the real wav2vec2-base architecture (``Wav2Vec2Config()`` defaults, 94M p
 saved with ``save_pretrained`` to a temporary directory, so nothing is downloaded (random weights cost what the
 pretrained ones do), and loads it as ``training.teacher`` does. Then it does the teacher step's per-clip work on a
 seeded sample of covid19-cough recordings: decode, coughkd's front end (telephone band), and one forward pass over
-the whole clip (``training.teacher.teacher_outputs``), on ``threads`` CPU threads. Prints the time per clip, the
+the whole clip (``training.lib.teaching.teacher_outputs``), on ``threads`` CPU threads. Prints the time per clip, the
 peak memory (``ru_maxrss`` of this process, the model built in a child process so its copy does not count) and the
 expected time of the teacher step of a full run: ``recipe_clips`` x time per clip (the shipped recipe embeds 1,470
 clips: 870 recordings, 2.5 s long on average, and 600 generated clips of 1-3 s). With ``finetune_epochs`` > 0 it also
 times fine-tuning steps on 2 s crops (forward, backward and AdamW over ``batch_size`` crops, as
-``training.teachers.fine_tune``) and adds that many epochs over the recipe's 610 training and 131 validation crops.
+``training.lib.teaching.fine_tune``) and adds that many epochs over the recipe's 610 training and 131 validation crops.
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ import torch
 from torch.nn import functional as F
 
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
-from coughkd.predict import MAX_CLIP_SECONDS, ClipFeatures, clip_features
-from training import teacher as teacher_step
-from training.configurator import parse_overrides
-from training.data import COVID19_COUGH
-from training.teachers import HFTeacher
+from coughkd.features import MAX_CLIP_SECONDS, ClipFeatures, clip_features
+from training.lib.configurator import configure
+from training.lib.data import COVID19_COUGH
+from training.lib.teaching import crop, teacher_outputs
+from training.models.teachers import HFTeacher
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 data_root = str(COVID19_COUGH / "raw")
@@ -41,7 +41,7 @@ threads = 2
 recipe_clips = 1470  # clips the teacher step embeds in the shipped recipe (870 recordings + 600 generated)
 finetune_epochs = 0  # > 0: add this many fine-tuning epochs to the expected time
 mode = "full"  # what is fine-tuned: "full" (every layer) or "frozen" (layer weights and head)
-batch_size = teacher_step.batch_size  # crops per timed fine-tuning step
+batch_size = 32  # crops per timed fine-tuning step (training.teacher's batch_size)
 train_crops = 610  # the shipped recipe's training recordings, one 2 s crop each
 val_crops = 131  # ... and validation recordings
 seed = 0
@@ -58,7 +58,7 @@ def save_random_base(path: str) -> None:
 
 def sample_clips(root: Path, n: int, seed: int) -> list[ClipFeatures]:
     """``n`` decodable recordings, drawn at random, as the teacher step gets them: at most 30 s (training.prepare),
-    through coughkd's front end (training.clips.features)."""
+    through coughkd's front end (training.lib.clips.features)."""
     paths = sorted(root.glob("*.mp3"))
     feats = []
     for i in np.random.default_rng(seed).permutation(len(paths)):
@@ -74,11 +74,11 @@ def sample_clips(root: Path, n: int, seed: int) -> list[ClipFeatures]:
 
 def embedding_seconds(model: HFTeacher, feats: list[ClipFeatures]) -> list[float]:
     """Wall time of the teacher step's work on each clip, after one untimed warm-up clip."""
-    teacher_step.teacher_outputs(model, feats[:1])
+    teacher_outputs(model, feats[:1])
     seconds = []
     for f in feats:
         start = time.perf_counter()
-        teacher_step.teacher_outputs(model, [f])
+        teacher_outputs(model, [f])
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -86,11 +86,11 @@ def embedding_seconds(model: HFTeacher, feats: list[ClipFeatures]) -> list[float
 def fine_tune_seconds(model: HFTeacher, feats: list[ClipFeatures], batch: int) -> tuple[float, float]:
     """(training, validation) seconds per 2 s crop: one AdamW step on ``batch`` crops after an untimed one (which
     allocates the optimiser's state), and one inference pass over them."""
-    crops = torch.from_numpy(np.stack([teacher_step.crop(feats[i % len(feats)]) for i in range(batch)]))
+    crops = torch.from_numpy(np.stack([crop(feats[i % len(feats)]) for i in range(batch)]))
     labels = (torch.arange(batch) % 2).float()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
-    for timed in (False, True):
+    for _ in range(2):  # the first pass warms up, the second is timed
         start = time.perf_counter()
         loss = F.binary_cross_entropy_with_logits(model(crops).covid_logit, labels)
         optimizer.zero_grad()
@@ -133,7 +133,7 @@ def report(r: dict, config: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    config = parse_overrides({k: globals()[k] for k in _CONFIG_KEYS}, argv)
+    config = configure(globals(), argv)
     torch.set_num_threads(config["threads"])
     feats = sample_clips(Path(config["data_root"]), config["clips"], config["seed"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,8 +159,6 @@ def main(argv: list[str]) -> dict:
     return result
 
 
-_CONFIG_KEYS = ("data_root", "clips", "threads", "recipe_clips", "finetune_epochs", "mode", "batch_size",
-                "train_crops", "val_crops", "seed")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from coughkd.model import sha256_file
+from training.lib.data import SHARED
 
 SAMPLE_RATE = 32000
 N_CLASSES = 527
 EMBED_DIM = 384
 WEIGHTS_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn04_as_mAP_432.pt"
 WEIGHTS_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
-SHARED_MODELS = Path(__file__).resolve().parents[2] / ".." / "shared" / "models"
+SHARED_MODELS = SHARED / "models"
 SHARED_WEIGHTS = SHARED_MODELS / "efficientat_mn04_as_mAP_432.pt"
 CLASS_LABELS = SHARED_MODELS / "audioset_class_labels_indices.csv"
 

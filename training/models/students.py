@@ -10,25 +10,13 @@ member of the COVID-19 head and the shared embedding, for embedding-matching dis
 parameters.
 
 The CNN's COVID-19 logit is the mean of two members: the CNN's own head, trained by SGD on the distillation loss,
-and a linear read-out of MFCC statistics of the same log-mel, fitted to that same loss outright (a convex problem)
-on the clean whole training clips before the CNN trains, then frozen. Why: in exploratory 5-fold cross-validation
-on the train and validation recordings (scripts not kept), the CNN alone scored AUC 0.81 call-centre / 0.59
-Telegram (mean of 3 seeds), a logistic regression on the MFCC statistics 0.71 / 0.70: most of the Telegram signal
-is in whole-clip MFCC statistics, which the CNN alone does not pick up from a few dozen Telegram positives. A
-read-out trained by SGD beside the CNN, on SpecAugment-masked crops whose statistics are not the clean clip's,
-reached only 0.72 / 0.60 alone and 0.81 / 0.63 in the mean (2 seeds); fitted outright it reached 0.71 / 0.69 alone
-and 0.81 / 0.67 in the mean (same folds and CNN members; those scripts read the first 10 s of each clip). The recipe
-as shipped, whole clips and all, is cross-validated member by member by ``python -m training.crossval``.
-A second CNN would fit the budget but does not help Telegram: averaging in the CNN heads of a second distillation
-(``training.crossval --student_seed=1``) with the shipped two members changed the out-of-fold AUC by +0.016
-call-centre and -0.004 Telegram (paired 95% CI -0.022 to +0.013), for twice the network. Nor does per-clip mean
-normalisation of the CNN's log-mel (channel normalisation, for Telegram's many phones): same folds, 0.808 / 0.733
-against the shipped 0.820 / 0.728, paired -0.012 [-0.033, +0.007] / +0.005 [-0.029, +0.041]; nor mixup of the
-log-mel crops within a batch (alpha 0.3, as EfficientAT trains): 0.816 / 0.720, paired -0.004 [-0.018, +0.009] /
--0.008 [-0.032, +0.018] (both by patching the recipe in a script not kept, then ``training.crossval``).
+and a linear read-out of MFCC statistics of the same log-mel, fitted to that same loss outright on the clean whole
+training clips before the CNN trains, then frozen. Why: most of the Telegram signal lies in whole-clip MFCC
+statistics, which the CNN alone does not pick up from a few dozen Telegram positives (docs/experiments.md).
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -268,6 +256,15 @@ class Screener(nn.Module):
 
 STUDENTS: dict[str, type[_TwoHeads]] = {"cnn": LogMelCNN, "wav2vec": TinyWav2Vec}
 INPUTS = {"cnn": "log_mel", "wav2vec": "waveform"}
+
+
+def student_config(family: str, **overrides) -> dict:
+    """Every constructor argument of a family's student, defaults filled in: what a checkpoint records, so that
+    from_checkpoint rebuilds this network whatever the defaults later become."""
+    if family not in STUDENTS:
+        raise ValueError(f"unknown student family {family!r}; choose from {sorted(STUDENTS)}")
+    parameters = inspect.signature(STUDENTS[family]).parameters
+    return {name: overrides.get(name, p.default) for name, p in parameters.items()}
 
 
 def build_student(family: str, **config) -> _TwoHeads:

@@ -14,7 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.predict import ClipFeatures, clip_features, sigmoid
+from coughkd.features import ClipFeatures, clip_features
+from coughkd.predict import sigmoid
 
 NO_LABEL = -1  # covid_label of generated non-cough audio
 

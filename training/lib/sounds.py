@@ -19,11 +19,11 @@ import numpy as np
 import soxr
 
 from coughkd.audio import SAMPLE_RATE, load_audio
-from coughkd.features import TELEPHONE_RATE
+from coughkd.features import MAX_CLIP_SECONDS, TELEPHONE_RATE
 from coughkd.model import SOUND_TYPES
-from coughkd.predict import MAX_CLIP_SECONDS, sigmoid
-from training.clips import ClipSet, PackedClips
-from training.data import Recording
+from coughkd.predict import sigmoid
+from training.lib.clips import ClipSet, PackedClips
+from training.lib.data import Recording
 
 # AudioSet class indices (../shared/models/audioset_class_labels_indices.csv) of each named sound type.
 TAG_CLASSES = {
@@ -33,7 +33,7 @@ TAG_CLASSES = {
 }
 MU = 255  # G.711 mu-law, the telephone codec of the call-centre recordings' networks
 REAL = ("coswara", "esc10", "speech-commands", "covid19-cough")  # the data sets of real recordings
-# What a card row calls a recording of each loaded data set (training.data sets these meta keys).
+# What a card row calls a recording of each loaded data set (training.lib.data sets these meta keys).
 KIND = {"coswara": lambda rec: str(rec.get("kind")), "esc10": lambda rec: str(rec.get("category")),
         "speech-commands": lambda rec: "one word"}
 
@@ -76,7 +76,7 @@ def telephone(waveform: np.ndarray) -> np.ndarray:
 
 def from_recordings(decoded: Sequence[tuple[Recording, np.ndarray]], split_of: dict[str, str],
                     dataset: str) -> SoundClips:
-    """Decoded recordings of one real data set (training.data loaders set each one's `sound_type` and `kind`), cut
+    """Decoded recordings of one real data set (training.lib.data loaders set each one's `sound_type` and `kind`), cut
     to the longest piece the runtime scores at once."""
     longest = int(MAX_CLIP_SECONDS * SAMPLE_RATE)
     return SoundClips.build(

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
 from coughkd.model import SOUND_TYPES, sha256_file
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 COVID19_COUGH = SHARED / "data" / "covid19-cough"
 COSWARA = SHARED / "data" / "coswara-20200413"
 ESC10 = SHARED / "data" / "esc10"
@@ -321,7 +321,8 @@ def load_coswara(
             meta = _meta(participant=participant, kind=kind, sound_type=COSWARA_SOUND_TYPES[kind], quality=rating,
                          covid_status=status, age=_age(info.get("a")), gender=info.get("g"),
                          country=info.get("l_c"), device=info.get("dT"))
-            recordings.append(Recording(path, COSWARA_LABELS.get(status, -1), "coswara", sha256_file(path), False, meta))
+            label = COSWARA_LABELS.get(status, -1)
+            recordings.append(Recording(path, label, "coswara", sha256_file(path), False, meta))
     return _count(recordings, report)
 
 
