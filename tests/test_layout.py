@@ -5,13 +5,16 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from training.lib.configurator import config_keys
 
-TRAINING = Path(__file__).resolve().parents[1] / "training"
+REPO = Path(__file__).resolve().parents[1]
+TRAINING = REPO / "training"
 SCRIPTS = sorted(p.stem for p in TRAINING.glob("*.py") if p.stem != "__init__")
 STEPS = ("prepare", "teacher", "distill", "gate", "export", "evaluate", "reproduce")  # each has run(...)
 
@@ -62,3 +65,9 @@ def test_a_config_file_and_overrides_apply_in_order(tmp_path: Path) -> None:
     assert parse_overrides({"epochs": 30, "name": ""}, [str(config), "--epochs=4"]) == {"epochs": 4, "name": "x"}
     with pytest.raises(SystemExit, match="unknown setting"):
         parse_overrides({"name": ""}, [str(config)])
+
+
+def test_ruff_passes_on_the_whole_tree() -> None:
+    """The linter configured in pyproject.toml, as part of the test command, so CI runs it with everything else."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
