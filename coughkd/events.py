@@ -1,7 +1,9 @@
 """Find the coughs in a recording and where the window that shows each one is centred.
 
-Energy-based on purpose: it is cheap, needs no model, and behaves the same on 8 kHz and 48 kHz recordings because
-it runs on the 16 kHz waveform that `load_audio` produces.
+Energy-based on purpose: it is cheap and needs no model. It reads frame energies in dB on a fixed grid (frame i
+starts at sample i * HOP_SECONDS, FRAME_SECONDS long): the network's graph computes them on the telephone band
+(training.models.frontend), so they behave the same on 8 kHz and 48 kHz recordings; `frame_energy_db` computes the
+same on a numpy waveform (the app's quality checks, tests).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ HIGH_FRACTION = 0.5
 LOW_FRACTION = 0.25
 MERGE_GAP_SECONDS = 0.1
 MIN_EVENT_SECONDS = 0.05
+ENERGY_FLOOR = 1e-12  # frame power floor before dB (-120 dB)
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,11 @@ def frame_energy_db(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.
     cumulative = np.concatenate(([0.0], np.cumsum(np.square(x))))
     starts = np.arange(0, x.size - frame + 1, hop)
     power = (cumulative[starts + frame] - cumulative[starts]) / frame
-    return 10.0 * np.log10(np.maximum(power, 1e-12))
+    return 10.0 * np.log10(np.maximum(power, ENERGY_FLOOR))
 
 
-def _energy_events(waveform: np.ndarray, sample_rate: int) -> list[Event]:
+def _energy_events(energy: np.ndarray, duration: float, sample_rate: int) -> list[Event]:
     """Events found by hysteresis on frame energy; empty when nothing stands out (e.g. steady noise)."""
-    energy = frame_energy_db(waveform, sample_rate)
     floor = np.percentile(energy, FLOOR_PERCENTILE)
     spread = energy.max() - floor
     if spread < MIN_RANGE_DB:
@@ -55,7 +57,6 @@ def _energy_events(waveform: np.ndarray, sample_rate: int) -> list[Event]:
     edges = np.flatnonzero(np.diff(above.astype(np.int8)))
     runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if energy[a:b].max() > high]
     frame, hop = _frame_hop(sample_rate)
-    duration = len(waveform) / sample_rate
     spans = []
     for a, b in runs:
         start = (a * hop + frame / 2 - hop / 2) / sample_rate
@@ -67,37 +68,39 @@ def _energy_events(waveform: np.ndarray, sample_rate: int) -> list[Event]:
     return [Event(round(float(s), 4), round(float(e), 4)) for s, e in spans if e - s >= MIN_EVENT_SECONDS]
 
 
-def detect_events(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, fallback: bool = True) -> list[Event]:
-    """Events found by hysteresis on frame energy. Where nothing stands out (e.g. steady noise): with `fallback`,
-    one WINDOW_SECONDS span around the loudest frame, so every clip is scored; without, none."""
-    events = _energy_events(waveform, sample_rate)
+def detect_events(energy_db: np.ndarray, duration: float, sample_rate: int = SAMPLE_RATE,
+                  fallback: bool = True) -> list[Event]:
+    """Events of a recording `duration` seconds long, found by hysteresis on its frame energies (dB). Where nothing
+    stands out (e.g. steady noise): with `fallback`, one WINDOW_SECONDS span around the loudest frame, so every
+    clip is scored; without, none."""
+    energy = np.asarray(energy_db, dtype=np.float64)
+    events = _energy_events(energy, duration, sample_rate)
     if events or not fallback:
         return events
-    duration = len(waveform) / sample_rate
-    energy = frame_energy_db(waveform, sample_rate)
     frame, hop = _frame_hop(sample_rate)
     centre = (int(np.argmax(energy)) * hop + frame / 2) / sample_rate
     start = min(max(centre - WINDOW_SECONDS / 2, 0.0), max(duration - WINDOW_SECONDS, 0.0))
     return [Event(round(float(start), 4), round(float(min(start + WINDOW_SECONDS, duration)), 4))]
 
 
-def event_centres(waveform: np.ndarray, events: list[Event], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def event_centres(energy_db: np.ndarray, events: list[Event], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(n_events,) sample index at the centre of the WINDOW_SECONDS window that represents each event.
 
     A window is centred on its event; an event longer than the window gets the window around its loudest frame,
     where the explosive phase of a cough is.
     """
-    x = np.asarray(waveform, dtype=np.float32)
+    energy = np.asarray(energy_db)
     length = int(round(WINDOW_SECONDS * sample_rate))
+    frame, hop = _frame_hop(sample_rate)
     centres = np.zeros(len(events), dtype=np.int64)
     for i, event in enumerate(events):
         start, end = int(round(event.start_s * sample_rate)), int(round(event.end_s * sample_rate))
         if end - start <= length:
             centres[i] = (start + end) // 2
             continue
-        energy = frame_energy_db(x[start:end], sample_rate)
-        frame, hop = _frame_hop(sample_rate)
-        centre = start + int(np.argmax(energy)) * hop + frame // 2
+        first = -(-start // hop)
+        inside = energy[first:max(first + 1, (end - frame) // hop + 1)]
+        centre = (first + int(np.argmax(inside))) * hop + frame // 2 if inside.size else (start + end) // 2
         centres[i] = min(max(centre, start + length // 2), end - length // 2)
     return centres
 

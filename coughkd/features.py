@@ -1,12 +1,15 @@
-"""The one log-mel front end, shared by training and runtime so the student never sees features it was not trained on.
+"""The front end's definition: its constants, the spec the manifest records, and a numpy log-mel for drawing.
 
-Pure numpy (and soxr), so the runtime needs no torch. Everything is seen through the telephone band: audio is
-band-limited to 4 kHz before events are found and the mel bands stop there, so a model cannot tell call-centre
-audio (8 kHz) from Telegram audio (48 kHz) by bandwidth alone (dataset trap 1).
+The features themselves are computed inside the OpenVINO graph, by the torch module training.models.frontend that
+training also computes its features with, so the runtime never computes a feature the network reads. Everything is
+seen through the telephone band: audio is low-passed below 4 kHz (and decimated to 8 kHz) before the log-mel and the
+frame energy the events are found on, so a model cannot tell call-centre audio (8 kHz) from Telegram audio (48 kHz)
+by bandwidth alone (dataset trap 1). This module stays numpy-only (and soxr): `log_mel` draws the app's
+spectrogram and is the reference the graph's front end is tested against, `telephone_band` is the band the app's
+quality checks measure their signal-to-noise ratio in.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -14,7 +17,7 @@ import soxr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .audio import SAMPLE_RATE
-from .events import WINDOW_SECONDS, Event, detect_events, event_centres
+from .events import FRAME_SECONDS, HOP_SECONDS, WINDOW_SECONDS
 
 N_FFT = 512
 WIN_LENGTH = 400
@@ -24,7 +27,13 @@ FMIN = 0.0
 FMAX = 4000.0
 LOG_OFFSET = 1e-6
 TELEPHONE_RATE = 8000
-MAX_CLIP_SECONDS = 30.0  # longer recordings are scored in chunks of this length
+DECIMATION = SAMPLE_RATE // TELEPHONE_RATE  # the graph's features are computed at 8 kHz, after the low-pass
+# The graph's band limit: a Kaiser-windowed sinc low-pass at 16 kHz (about -6 dB at the cut-off, > 50 dB down from
+# 4 kHz), where soxr's 8 kHz round trip, the band limit before it, is -6 dB at 3.8 kHz too.
+BAND_LIMIT_TAPS = 161
+BAND_LIMIT_CUTOFF_HZ = 3800.0
+BAND_LIMIT_BETA = 5.0
+MAX_CLIP_SECONDS = 30.0  # longer recordings are scored in pieces of about this length
 WINDOW_FRAMES = 1 + int(WINDOW_SECONDS * SAMPLE_RATE) // HOP_LENGTH
 
 
@@ -33,15 +42,14 @@ def front_end_spec() -> dict:
     return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "win_length": WIN_LENGTH, "hop_length": HOP_LENGTH,
             "n_mels": N_MELS, "fmin": FMIN, "fmax": FMAX, "window": "hann-periodic", "center": "reflect",
             "power": 2.0, "mel_scale": "slaney", "mel_norm": "slaney", "log": "ln", "log_offset": LOG_OFFSET,
-            "band_limit": f"soxr-vhq-{TELEPHONE_RATE}"}
+            "band_limit": f"kaiser-sinc-{BAND_LIMIT_TAPS}-{BAND_LIMIT_CUTOFF_HZ:g}hz-beta{BAND_LIMIT_BETA:g}",
+            "stft": f"dft-conv-at-{TELEPHONE_RATE}hz", "in_graph": True,
+            "energy": f"mean-power-db-{FRAME_SECONDS:g}s-every-{HOP_SECONDS:g}s"}
 
 
 def telephone_band(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Band-limit audio to the 4 kHz telephone band by an 8 kHz round trip through soxr (same length, float32).
-
-    Applied to every recording, in training and at run time, before event detection: wide-band Telegram audio
-    and telephone audio then look alike to everything downstream.
-    """
+    """Band-limit audio to the 4 kHz telephone band by an 8 kHz round trip through soxr (same length, float32):
+    where the quality checks measure, and the reference the graph's low-pass is compared with."""
     x = np.asarray(waveform, dtype=np.float32)
     if sample_rate <= TELEPHONE_RATE:
         return x.copy()
@@ -58,7 +66,8 @@ def n_frames(n_samples: int) -> int:
 
 
 def log_mel(waveform: np.ndarray) -> np.ndarray:
-    """(..., samples) float at 16 kHz -> (..., N_MELS, 1 + samples // HOP_LENGTH) float32 natural-log mel power."""
+    """(..., samples) float at 16 kHz -> (..., N_MELS, 1 + samples // HOP_LENGTH) float32 natural-log mel power,
+    with no band limit of its own: for drawing, and the reference of the graph's front end."""
     x = np.asarray(waveform, dtype=np.float32)
     if x.shape[-1] == 0:
         raise ValueError("log_mel needs at least one sample")
@@ -71,7 +80,7 @@ def log_mel(waveform: np.ndarray) -> np.ndarray:
     frames = frames[..., : n_frames(x.shape[-1]), :]
     # numpy's float64 FFT is several times faster than its float32 one.
     spectrum = np.fft.rfft(frames * _window(), n=N_FFT, axis=-1)
-    projection = _mel_projection()
+    projection = mel_projection()
     spectrum = spectrum[..., : projection.shape[0]]
     power = (np.square(spectrum.real) + np.square(spectrum.imag)).astype(np.float32)
     mel = np.log(power @ projection + np.float32(LOG_OFFSET))
@@ -115,7 +124,7 @@ def _mel_filterbank() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _mel_projection() -> np.ndarray:
+def mel_projection() -> np.ndarray:
     """The filterbank as a contiguous (bins, N_MELS) matrix cut after the last bin below FMAX: a third of the
     multiply, and small enough that BLAS does not spin up threads that fight the model for the cores."""
     weights = _mel_filterbank()
@@ -123,47 +132,12 @@ def _mel_projection() -> np.ndarray:
     return np.ascontiguousarray(weights[:, :used].T)
 
 
-def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray:
-    """(n, ..., min(width, length)) slices of x's last axis centred on each centre and kept inside x.
-
-    Inside, not zero padded: a slice then holds only what the whole-clip input holds, so the student sees the same
-    kind of input for an event as for a clip."""
-    length = x.shape[-1]
-    width = min(width, length)
-    starts = np.clip(np.asarray(centres, dtype=np.int64) - width // 2, 0, length - width)
-    if len(starts) == 0:
-        return np.zeros((0, *x.shape[:-1], width), dtype=x.dtype)
-    return np.stack([x[..., s:s + width] for s in starts])
-
-
-def chunks(x: np.ndarray, seconds: float = MAX_CLIP_SECONDS,
-           rate: float = SAMPLE_RATE / HOP_LENGTH) -> list[np.ndarray]:
-    """x's last axis (frames by default) in pieces of `seconds`; a tail under half a piece joins the piece before
-    it, so no piece is too short to score and none is longer than 1.5 times `seconds`."""
+def chunks(x: np.ndarray, seconds: float = MAX_CLIP_SECONDS, rate: float = SAMPLE_RATE) -> list[np.ndarray]:
+    """x's last axis (16 kHz samples by default) in pieces of `seconds`; a tail under half a piece joins the piece
+    before it, so no piece is too short to score and none is longer than 1.5 times `seconds`. A piece of whole
+    seconds holds a whole number of frames, so the pieces' frame energies line up end to end."""
     size = int(seconds * rate)
     bounds = list(range(0, x.shape[-1], size))[1:]
     if bounds and x.shape[-1] - bounds[-1] < size // 2:
         bounds.pop()
     return np.split(x, bounds, axis=-1)
-
-
-@dataclass
-class ClipFeatures:
-    """What the student is given for one recording, computed once: training and run time share this function."""
-
-    waveform: np.ndarray  # band-limited 16 kHz waveform
-    events: list[Event]
-    centres: np.ndarray  # (n_events,) sample at the centre of each event's window
-    log_mel: np.ndarray  # (N_MELS, frames) of the whole clip
-
-    @property
-    def windows(self) -> np.ndarray:
-        """(n_events, N_MELS, WINDOW_FRAMES or fewer for clips under 1 s) log-mel slices around the events."""
-        return centred_slices(self.log_mel, self.centres // HOP_LENGTH, WINDOW_FRAMES)
-
-
-def clip_features(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> ClipFeatures:
-    """Band-limit, find the events, and take one log-mel of the whole clip (event windows are slices of it)."""
-    waveform = telephone_band(waveform, sample_rate)
-    events = detect_events(waveform, sample_rate)
-    return ClipFeatures(waveform, events, event_centres(waveform, events, sample_rate), log_mel(waveform))

@@ -1,8 +1,11 @@
-"""Load the exported student with OpenVINO, refusing any model folder that is damaged or was built for other features.
+"""Load the exported model with OpenVINO, refusing any model folder that is damaged or was built for other features.
 
-The manifest is the model's contract: every file's sha256, the variants, and the front end it was trained on.
-A model that passes these checks is compiled once and shared by all threads; each call borrows an infer request
-from a pool, because a compiled model is thread-safe but a single infer request is not.
+The IR is one graph from waveform to scores: 16 kHz audio (batch, samples) in; the clip's COVID-19 logit and
+sound-type logits, the same for every window position (what each event sounds like), and the frame energies the
+events are found on out, in one inference call. The manifest is the model's contract: its format, every file's
+sha256, the variants, the front end the graph computes and the geometry of its windows. A model that passes these
+checks is compiled once and shared by all threads; each call borrows an infer request from a pool, because a
+compiled model is thread-safe but a single infer request is not.
 """
 from __future__ import annotations
 
@@ -17,15 +20,19 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .events import WINDOW_SECONDS
-from .features import N_MELS, front_end_spec
+from .features import front_end_spec
 
 # A checkout's assets/model; `pip install .` puts the same files inside the package (pyproject.toml).
 MODEL_DIR = next((d for d in (Path(__file__).resolve().parent / "shipped_model",
                               Path(__file__).resolve().parents[1] / "assets" / "model") if d.is_dir()),
                  Path(__file__).resolve().parents[1] / "assets" / "model")
 MANIFEST = "manifest.json"
-INPUT = "log_mel"
-OUTPUTS = ("covid_logit", "sound_logits")
+# 2: the IR takes the waveform and computes its own features (1: it took a log-mel computed in Python).
+FORMAT = 2
+INPUT = "waveform"
+# covid_logit (batch,), sound_logits (batch, 4), window_covid_logits (batch, positions), window_sound_logits
+# (batch, 4, positions), energy_db (batch, samples // 160): see training.models.students.Screener.
+OUTPUTS = ("covid_logit", "sound_logits", "window_covid_logits", "window_sound_logits", "energy_db")
 # The sound-type gate's classes, in the order of `sound_logits`; the manifest must list the same.
 SOUND_TYPES = ("cough", "speech", "breathing", "other")
 THRESHOLDS = ("covid", "cough")  # the decision thresholds predict reads
@@ -55,6 +62,10 @@ def read_manifest(model_dir: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelError(f"{path} is not valid JSON: {error}") from error
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
+        raise ModelError(f"{path}: this model folder has manifest format {manifest.get('format', 1)}, built for an "
+                         f"older runtime that computed the features in Python; this runtime needs format {FORMAT}, "
+                         "a graph from waveform to scores (rebuild it with `python -m training.reproduce`)")
     _check_shape(manifest, path)
     for name, expected in manifest["files"].items():
         file = model_dir / name
@@ -89,6 +100,10 @@ def _check_shape(manifest: Any, path: Path) -> None:
             raise ModelError(f"{path}: variant '{variant}' must name its .xml file")
     if not isinstance(manifest["input"].get("front_end", {}), dict):
         raise ModelError(f"{path}: 'input.front_end' must be an object")
+    window = manifest["input"].get("window")
+    if not isinstance(window, dict) or not all(isinstance(window.get(k), int) and window[k] > 0
+                                               for k in ("samples", "hop_samples")):
+        raise ModelError(f"{path}: 'input.window' must give the positive integers 'samples' and 'hop_samples'")
     thresholds = manifest["threshold"]
     for key in THRESHOLDS:
         if key not in thresholds:
@@ -114,10 +129,11 @@ def _check_input(spec: dict[str, Any], path: Path) -> None:
                          f"; this runtime gives it the {COVID_INPUT} (rebuild the model with this version)")
 
 
-def input_spec() -> dict[str, Any]:
-    """The manifest's "input" section for a model this runtime can score correctly."""
-    return {"sample_rate": SAMPLE_RATE, "window_seconds": WINDOW_SECONDS, "covid_input": COVID_INPUT,
-            "front_end": front_end_spec()}
+def input_spec(window_samples: int, window_hop_samples: int) -> dict[str, Any]:
+    """The manifest's "input" section for a model this runtime can score correctly, whose window outputs cover
+    `window_samples` of audio every `window_hop_samples` (the network's geometry)."""
+    return {"input": INPUT, "sample_rate": SAMPLE_RATE, "window_seconds": WINDOW_SECONDS, "covid_input": COVID_INPUT,
+            "window": {"samples": window_samples, "hop_samples": window_hop_samples}, "front_end": front_end_spec()}
 
 
 class StudentRuntime:
@@ -143,24 +159,27 @@ class StudentRuntime:
         self._compiled = _compile(self.model_dir / xml, {**DEFAULT_CONFIG, **(config or {})}, device)
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, N_MELS, frames) log-mel -> (covid_logits (n,), sound_logits (n, len(SOUND_TYPES))) float32."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 3 or batch.shape[1] != N_MELS:
-            raise ValueError(f"expected log-mel features shaped (n, {N_MELS}, frames), got {batch.shape}")
-        if batch.shape[0] == 0:
-            return np.zeros(0, np.float32), np.zeros((0, len(SOUND_TYPES)), np.float32)
+    @property
+    def window(self) -> tuple[int, int]:
+        """(samples, hop_samples): window position p covers samples [p * hop, p * hop + samples) of its input."""
+        window = self.manifest["input"]["window"]
+        return window["samples"], window["hop_samples"]
+
+    def run(self, waveforms: np.ndarray) -> dict[str, np.ndarray]:
+        """(n, samples) 16 kHz audio -> every output of OUTPUTS by name, float32, in one inference call."""
+        waveforms = np.ascontiguousarray(waveforms, dtype=np.float32)
+        if waveforms.ndim != 2 or waveforms.shape[0] == 0:
+            raise ValueError(f"expected waveforms shaped (n >= 1, samples), got {waveforms.shape}")
         try:
             request = self._requests.get_nowait()
         except queue.Empty:
             request = self._compiled.create_infer_request()
         try:
-            request.infer({INPUT: batch})
-            covid = np.array(request.get_tensor(OUTPUTS[0]).data, dtype=np.float32).reshape(-1)
-            sound = np.array(request.get_tensor(OUTPUTS[1]).data, dtype=np.float32).reshape(-1, len(SOUND_TYPES))
+            request.infer({INPUT: waveforms})
+            outputs = {name: np.array(request.get_tensor(name).data, dtype=np.float32) for name in OUTPUTS}
         finally:
             self._requests.put(request)
-        return covid, sound
+        return outputs
 
 
 def _compile(xml: Path, config: dict[str, str], device: str) -> Any:

@@ -1,6 +1,8 @@
 """The whole pipeline, recording in, decision out:
-load_audio -> telephone_band -> log_mel of the whole clip -> the network (COVID-19 logit and sound-type logits),
-plus detect_events -> the network on 1 s slices of that log-mel around each event (what each event sounds like).
+load_audio (decode, mono, 16 kHz) -> one call of the network on the waveform (its graph band-limits it, takes the
+log-mel and gives the COVID-19 logit and sound-type logits of the clip, the same for every window position, and the
+frame energies) -> detect_events on those energies -> each event's sound type and score read from the window
+position around it.
 
 The sound-type gate decides first: a recording that does not sound like a cough gets no COVID-19 score at all. One
 that does is scored whole, non-cough parts included, as the student was trained (training.crossval measures the
@@ -16,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from .audio import Audio, load_audio
-from .features import ClipFeatures, chunks, clip_features
+from .audio import SAMPLE_RATE, Audio, load_audio
+from .events import Event, detect_events, event_centres
+from .features import chunks
 from .model import SOUND_TYPES, StudentRuntime
 
 AudioSource = str | Path | np.ndarray | tuple[int, np.ndarray] | Audio
-# The network: (n, N_MELS, frames) log-mel -> (covid logits (n,), sound-type logits (n, len(SOUND_TYPES))).
-Network = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# The network: (1, samples) 16 kHz waveform -> coughkd.model.OUTPUTS by name.
+Network = Callable[[np.ndarray], dict[str, np.ndarray]]
 COUGH = SOUND_TYPES.index("cough")
 
 
@@ -111,21 +114,42 @@ class Scores:
 
     covid_logit: float  # of the whole recording (30 s pieces averaged)
     sound_probabilities: np.ndarray  # (len(SOUND_TYPES),) of the recording's most cough-like 30 s piece
+    events: list[Event]
     event_types: list[str]
     event_cough: np.ndarray  # (n_events,) cough probability of each event's window
     event_covid: np.ndarray  # (n_events,) COVID-19 logit of each event's window
 
 
-def score(network: Network, features: ClipFeatures, cough_threshold: float) -> Scores:
-    """The COVID-19 logit and sound type of the whole clip, and the sound type of each event window."""
-    pieces = [network(part[None]) for part in chunks(features.log_mel)]
-    probabilities = [softmax(sound[0]) for _, sound in pieces]
+def score(network: Network, waveform: np.ndarray, window: tuple[int, int], cough_threshold: float) -> Scores:
+    """The COVID-19 logit and sound type of the whole clip, its events, and the sound type of each event's window:
+    one network call per 30 s piece. `window`: (samples, hop_samples) of the network's window positions.
+
+    An event's window is the position whose window is centred nearest the event's centre, inside its piece; a
+    piece shorter than one window has a single window, itself (its clip-level outputs)."""
+    width, hop = window
+    pieces = chunks(waveform)
+    outputs = [network(piece[None]) for piece in pieces]
+    probabilities = [softmax(out["sound_logits"].reshape(-1)) for out in outputs]
     clip = max(probabilities, key=lambda p: p[COUGH])
-    event_covid, event_sound = network(features.windows)
-    event_probabilities = softmax(event_sound)
+    energy = np.concatenate([out["energy_db"].reshape(-1) for out in outputs])
+    events = detect_events(energy, len(waveform) / SAMPLE_RATE)
+    starts = np.cumsum([0] + [len(p) for p in pieces])
+    covid, sound = np.zeros(len(events)), np.zeros((len(events), len(SOUND_TYPES)))
+    for k, centre in enumerate(event_centres(energy, events)):
+        i = int(np.searchsorted(starts, centre, side="right")) - 1
+        i = min(max(i, 0), len(pieces) - 1)
+        out = outputs[i]
+        positions = out["window_covid_logits"].shape[-1]
+        last = (len(pieces[i]) - width) // hop
+        if last < 0 or positions == 0:
+            covid[k], sound[k] = out["covid_logit"].reshape(-1)[0], out["sound_logits"].reshape(-1)
+            continue
+        p = int(np.clip(round((centre - starts[i] - width / 2) / hop), 0, min(last, positions - 1)))
+        covid[k], sound[k] = out["window_covid_logits"][0, p], out["window_sound_logits"][0, :, p]
+    event_probabilities = softmax(sound) if len(events) else np.zeros((0, len(SOUND_TYPES)))
     types = [sound_type(p, cough_threshold) for p in event_probabilities]
-    return Scores(aggregate([covid[0] for covid, _ in pieces]), clip, types, event_probabilities[:, COUGH],
-                  event_covid)
+    return Scores(aggregate([out["covid_logit"].reshape(-1)[0] for out in outputs]), clip, events, types,
+                  event_probabilities[:, COUGH], covid)
 
 
 def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | None = None) -> Prediction:
@@ -137,14 +161,13 @@ def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | Non
     """
     started = time.perf_counter()
     audio = source if isinstance(source, Audio) else load_audio(source, sample_rate)
-    features = clip_features(audio.waveform, audio.sample_rate)
     threshold, cough_threshold = runtime.thresholds["covid"], runtime.thresholds["cough"]
-    scores = score(runtime.run, features, cough_threshold)
+    scores = score(runtime.run, audio.waveform, runtime.window, cough_threshold)
     kind = sound_type(scores.sound_probabilities, cough_threshold)
     is_cough = kind == "cough"
     covid_probability = float(sigmoid(scores.covid_logit)) if is_cough else None
     events = [EventScore(e.start_s, e.end_s, t, float(k), float(sigmoid(c)) if is_cough and t == "cough" else None)
-              for e, t, k, c in zip(features.events, scores.event_types, scores.event_cough, scores.event_covid)]
+              for e, t, k, c in zip(scores.events, scores.event_types, scores.event_cough, scores.event_covid)]
     return Prediction(
         covid_probability=covid_probability,
         covid_positive=None if covid_probability is None else covid_probability >= threshold,
@@ -182,5 +205,4 @@ class CoughModel:
         """The network's raw scores of a recording, before the gate's decision is worded (for evaluation: a COVID-19
         logit exists even where the gate says "not a cough")."""
         audio = audio if isinstance(audio, Audio) else load_audio(audio, sample_rate)
-        features = clip_features(audio.waveform, audio.sample_rate)
-        return score(self.runtime.run, features, self.runtime.thresholds["cough"])
+        return score(self.runtime.run, audio.waveform, self.runtime.window, self.runtime.thresholds["cough"])

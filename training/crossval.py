@@ -41,15 +41,22 @@ from sklearn.model_selection import StratifiedKFold
 
 from coughkd.audio import MIN_SECONDS, SAMPLE_RATE
 from coughkd.events import Event
-from coughkd.features import ClipFeatures, chunks, log_mel
+from coughkd.features import chunks
+from coughkd.model import OUTPUTS
 from coughkd.predict import aggregate, score, sigmoid
 from training.lib.card import CROSSVAL_END, CROSSVAL_START, quote, section
-from training.lib.clips import ClipSet, features, load_run
+from training.lib.clips import ClipFeatures, ClipSet, features, load_run
 from training.lib.configurator import configure
 from training.lib.distillation import member_logits, student_inputs, train_student
 from training.lib.metrics import evaluate_scores, paired_differences
 from training.lib.probe import MfccBaseline, covid_logits
-from training.models.students import Screener, SoundTypeCNN, from_checkpoint
+from training.models.students import (
+    WINDOW_HOP_SAMPLES,
+    WINDOW_SAMPLES,
+    Screener,
+    SoundTypeCNN,
+    from_checkpoint,
+)
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -114,21 +121,23 @@ def cough_parts(waveform: np.ndarray, events: list[Event], types: list[str]) -> 
     return waveform[keep] if keep.sum() >= MIN_SECONDS * SAMPLE_RATE else waveform
 
 
-def cough_part_probabilities(student: torch.nn.Module, gate: dict, feats: list[ClipFeatures]) -> np.ndarray:
+def cough_part_probabilities(student: torch.nn.Module, gate: dict, waveforms: list[np.ndarray]) -> np.ndarray:
     """A fold's student on each recording's cough parts as the run's gate (training.gate's checkpoint) hears its
-    events: the alternative to the runtime's whole-recording score, measured here."""
+    events, through the graph the runtime exports (front end included): the alternative to the runtime's
+    whole-recording score, measured here."""
     sound = SoundTypeCNN()
     sound.load_state_dict(gate["state_dict"])
     network = Screener(student, sound).eval()
 
     @torch.no_grad()
-    def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return tuple(t.numpy() for t in network(torch.from_numpy(x)))
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: t.numpy() for name, t in zip(OUTPUTS, network(torch.from_numpy(x)))}
 
     logits = []
-    for f in feats:
-        parts = cough_parts(f.waveform, f.events, score(run, f, gate["threshold"]).event_types)
-        logits.append(aggregate([run(piece[None])[0][0] for piece in chunks(log_mel(parts))]))
+    for waveform in waveforms:
+        scores = score(run, waveform, (WINDOW_SAMPLES, WINDOW_HOP_SAMPLES), gate["threshold"])
+        parts = cough_parts(waveform, scores.events, scores.event_types)
+        logits.append(aggregate([run(piece[None])["covid_logit"][0] for piece in chunks(parts)]))
     return sigmoid(np.array(logits))
 
 
@@ -181,7 +190,8 @@ def main(argv: list[str]) -> dict:
     gate = torch.load(run / "sound_cnn.pt", map_location="cpu", weights_only=False)
     scores[CUT] = np.zeros(len(labelled))
     for held_rows, student in students:
-        scores[CUT][held_rows] = cough_part_probabilities(student, gate, [feats[i] for i in labelled[held_rows]])
+        scores[CUT][held_rows] = cough_part_probabilities(student, gate,
+                                                           [clips.waveform(i) for i in labelled[held_rows]])
 
     y, sources = clips.covid_label[labelled], clips.source[labelled].astype(str)
     if config["ablation"]:  # the same folds again, with one of the recipe's losses switched off

@@ -19,8 +19,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from coughkd.features import ClipFeatures
-from training.lib.clips import load_run
+from training.lib.clips import ClipFeatures, load_run
 from training.lib.configurator import configure
 from training.lib.distillation import train_student
 

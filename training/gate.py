@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import HOP_LENGTH, LOG_OFFSET, ClipFeatures, centred_slices
+from coughkd.features import HOP_LENGTH, LOG_OFFSET
 from coughkd.model import SOUND_TYPES
 from coughkd.predict import softmax
-from training.lib.clips import ClipSet, features
+from training.lib.clips import ClipFeatures, ClipSet, centred_slices, features
 from training.lib.configurator import configure
 from training.lib.data import (
     COSWARA,

@@ -162,7 +162,7 @@ def run(*, run_dir: str = run_dir, out_dir: str = out_dir, card: str = card, rep
     for stale in out.glob("student_*"):
         stale.unlink()
     calibration = calibration_inputs(clips, feats, sounds, sound_feats, calibration_windows, seed)
-    export_info = export_student(checkpoints[shipped], gate_checkpoint, clips, calibration, feats, out, run)
+    export_info = export_student(checkpoints[shipped], gate_checkpoint, clips, calibration, out, run)
     data_report = json.loads((run / "data_report.json").read_text())
     splits = {k: len(v) for k, v in json.loads((run / "split.json").read_text()).items()}
     gate_splits = {name: int((sounds.split == name).sum()) for name in ("train", "val", "test")}

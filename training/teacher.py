@@ -27,8 +27,7 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
 
-from coughkd.features import ClipFeatures
-from training.lib.clips import ClipSet, clip_scores, features
+from training.lib.clips import ClipFeatures, ClipSet, clip_scores, features
 from training.lib.configurator import configure
 from training.lib.losses import source_balanced_weights
 from training.lib.metrics import within_source_auc

@@ -28,7 +28,8 @@ import torch
 from torch.nn import functional as F
 
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
-from coughkd.features import MAX_CLIP_SECONDS, ClipFeatures, clip_features
+from coughkd.features import MAX_CLIP_SECONDS
+from training.lib.clips import ClipFeatures, clip_features
 from training.lib.configurator import configure
 from training.lib.data import COVID19_COUGH
 from training.lib.teaching import crop, teacher_outputs
@@ -58,7 +59,7 @@ def save_random_base(path: str) -> None:
 
 def sample_clips(root: Path, n: int, seed: int) -> list[ClipFeatures]:
     """``n`` decodable recordings, drawn at random, as the teacher step gets them: at most 30 s (training.prepare),
-    through coughkd's front end (training.lib.clips.features)."""
+    through the model's front end (training.lib.clips.features)."""
     paths = sorted(root.glob("*.mp3"))
     feats = []
     for i in np.random.default_rng(seed).permutation(len(paths)):

@@ -1,8 +1,9 @@
-"""The unit of training and scoring: whole recordings, seen through coughkd's own front end.
+"""The unit of training and scoring: whole recordings, seen through the model's own front end.
 
 A run directory holds ``clips.npz`` (from ``prepare``) and ``teacher_cache.npz`` (from ``teacher``); every later
-step reads them through this module. A clip's features come from ``coughkd.predict.clip_features``, the function
-the runtime calls, so the student is trained on exactly what it is given at run time.
+step reads them through this module. A clip's features come from training.models.frontend.FrontEnd, the module the
+exported graph begins with, and its events from coughkd.events on that module's frame energies, as at run time, so
+the student is trained on exactly what it is given.
 """
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import ClipFeatures, clip_features
+from coughkd.events import Event, detect_events, event_centres
+from coughkd.features import HOP_LENGTH, WINDOW_FRAMES
 from coughkd.predict import sigmoid
+from training.models.frontend import FrontEnd
 
 NO_LABEL = -1  # covid_label of generated non-cough audio
 
@@ -74,9 +78,49 @@ class ClipSet(PackedClips):
     is_cough: np.ndarray  # (N,) 1 for dataset coughs, 0 for generated non-cough audio
 
 
-def features(clips: ClipSet, progress: bool = True) -> list[ClipFeatures]:
-    """coughkd's features of every clip (band limit, events, whole-clip log-mel): computed once per step."""
-    return [clip_features(clips.waveform(i), SAMPLE_RATE)
+def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray:
+    """(n, ..., min(width, length)) slices of x's last axis centred on each centre and kept inside x.
+
+    Inside, not zero padded: a slice then holds only what the whole-clip input holds, so the student sees the same
+    kind of input for an event as for a clip."""
+    length = x.shape[-1]
+    width = min(width, length)
+    starts = np.clip(np.asarray(centres, dtype=np.int64) - width // 2, 0, length - width)
+    if len(starts) == 0:
+        return np.zeros((0, *x.shape[:-1], width), dtype=x.dtype)
+    return np.stack([x[..., s:s + width] for s in starts])
+
+
+@dataclass
+class ClipFeatures:
+    """What the networks are given for one recording, computed once."""
+
+    waveform: np.ndarray  # band-limited 16 kHz waveform (what the teacher and the waveform student hear)
+    events: list[Event]
+    centres: np.ndarray  # (n_events,) sample at the centre of each event's window
+    log_mel: np.ndarray  # (N_MELS, frames) of the whole clip
+
+    @property
+    def windows(self) -> np.ndarray:
+        """(n_events, N_MELS, WINDOW_FRAMES or fewer for clips under 1 s) log-mel slices around the events."""
+        return centred_slices(self.log_mel, self.centres // HOP_LENGTH, WINDOW_FRAMES)
+
+
+FRONT_END = FrontEnd().eval()
+
+
+@torch.no_grad()
+def clip_features(waveform: np.ndarray) -> ClipFeatures:
+    """The front end of a 16 kHz recording (band limit, log-mel, frame energy), and the events on its energies."""
+    x = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)[None])
+    log_mel, energy = (t[0].numpy() for t in FRONT_END(x))
+    events = detect_events(energy, x.shape[-1] / SAMPLE_RATE)
+    return ClipFeatures(FRONT_END.band_limited(x)[0].numpy(), events, event_centres(energy, events), log_mel)
+
+
+def features(clips: PackedClips, progress: bool = True) -> list[ClipFeatures]:
+    """The features of every clip: computed once per step."""
+    return [clip_features(clips.waveform(i))
             for i in tqdm(range(len(clips)), desc="clip features", unit="clip", disable=not progress)]
 
 

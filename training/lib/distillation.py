@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import HOP_LENGTH, ClipFeatures, centred_slices
-from training.lib.clips import ClipScores, ClipSet, clip_scores, features
+from coughkd.features import HOP_LENGTH
+from training.lib.clips import ClipFeatures, ClipScores, ClipSet, centred_slices, clip_scores, features
 from training.lib.losses import Distiller, DistillWeights, source_balanced_weights
 from training.lib.metrics import per_source_auc, within_source_auc
 from training.models.students import INPUTS, build_student, count_parameters, from_checkpoint, student_config

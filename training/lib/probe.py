@@ -18,8 +18,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from coughkd.features import ClipFeatures, log_mel
-from training.lib.clips import ClipSet
+from training.lib.clips import FRONT_END, ClipFeatures, ClipSet
 from training.models.students import MfccStatistics
 
 C_GRID = (0.001, 0.01, 0.1)
@@ -98,15 +97,16 @@ def mfcc_statistics(windows_or_waveforms: np.ndarray | Sequence[np.ndarray]) -> 
     """(n, 80) features: mean and std over time of 20 MFCCs and of their deltas, computed by students.MfccStatistics,
     the module the student's own read-out uses.
 
-    MFCCs are the orthonormal DCT-II of the project's own log-mel front end, so the baseline sees the same
-    band-limited (0-4 kHz) input as the student and cannot read the channel from bandwidth either.
+    MFCCs are the orthonormal DCT-II of the model's own front end (training.models.frontend), so the baseline sees
+    the same band-limited (0-4 kHz) input as the student and cannot read the channel from bandwidth either (a
+    waveform that is band-limited already is low-passed again, which changes only the 3.6-4 kHz transition).
     Accepts a 2-D array of equal-length windows or a sequence of 1-D waveforms of any length (16 kHz).
     """
     if isinstance(windows_or_waveforms, np.ndarray) and windows_or_waveforms.ndim == 1:
         raise ValueError("expected a batch: a 2-D array or a sequence of 1-D waveforms")
     statistics = MfccStatistics()
     with torch.no_grad():
-        rows = [statistics(torch.from_numpy(log_mel(np.asarray(w, dtype=np.float32)))[None])[0].numpy()
+        rows = [statistics(FRONT_END(torch.from_numpy(np.asarray(w, dtype=np.float32)[None]))[0])[0].numpy()
                 for w in windows_or_waveforms]
     return np.stack(rows).astype(np.float32)
 

@@ -15,8 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import ClipFeatures, centred_slices
-from training.lib.clips import ClipSet
+from training.lib.clips import ClipFeatures, ClipSet, centred_slices
 from training.models.teachers import Teacher, cough_score
 
 MIN_SECONDS = 1.0  # shorter clips are zero padded: the teachers' pooling wants a few frames

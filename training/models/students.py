@@ -5,9 +5,11 @@ Two families, compared side by side:
 - ``TinyWav2Vec``: a wav2vec2-style raw-waveform model, a strided conv feature encoder followed by a couple of
   small transformer layers, as in wav2vec2 but a thousand times smaller.
 
-Both return ``(covid_logit, cough_logit)`` from ``forward`` (the exported contract); ``members`` gives each
-member of the COVID-19 head and the shared embedding, for embedding-matching distillation. Each stays under 100k
-parameters.
+Both return ``(covid_logit, cough_logit)`` from ``forward``; ``members`` gives each member of the COVID-19 head
+and the shared embedding, for embedding-matching distillation. Each stays under 100k parameters. What is exported is
+``Screener``: the front end (training.models.frontend), the CNN student and the sound-type gate in one graph from
+waveform to scores, which also scores every 1 s window position of the clip from the same pass (``window_logits``),
+so an event's sound type costs no second network call.
 
 The CNN's COVID-19 logit is the mean of two members: the CNN's own head, trained by SGD on the distillation loss,
 and a linear read-out of MFCC statistics of the same log-mel, fitted to that same loss outright on the clean whole
@@ -25,11 +27,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from coughkd.features import N_MELS
+from coughkd.features import HOP_LENGTH, N_MELS
 from coughkd.model import SOUND_TYPES
+from training.models.frontend import FrontEnd
 
 N_MFCC = 20
 DELTA_WIDTH = 2
+# The CNNs' time resolution: the stem's stride and two max pools, 8 log-mel frames per feature frame (80 ms); a
+# window is WINDOW_WIDTH feature frames (1.04 s), the nearest to the 1 s event windows the networks train on.
+FEATURE_HOP = 8
+WINDOW_WIDTH = 13
+WINDOW_SAMPLES = WINDOW_WIDTH * FEATURE_HOP * HOP_LENGTH
+WINDOW_HOP_SAMPLES = FEATURE_HOP * HOP_LENGTH
+
+
+def sliding_pool(x: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, 2C, T) mean and max of (B, C, T) over every window of `width` steps from each step on; windows past the
+    end repeat the last step (the runtime reads only windows inside the clip)."""
+    padded = F.pad(x, (0, width - 1), mode="replicate")
+    return torch.cat([F.avg_pool1d(padded, width, 1), F.max_pool1d(padded, width, 1)], dim=1)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -59,6 +75,19 @@ class MfccStatistics(nn.Module):
         delta = F.conv1d(padded, self.delta_kernel, groups=mfcc.shape[1])
         return torch.cat([mfcc.mean(-1), mfcc.std(-1, unbiased=False), delta.mean(-1), delta.std(-1, unbiased=False)],
                          dim=-1)
+
+    def windows(self, log_mel: torch.Tensor, width: int, hop: int) -> torch.Tensor:
+        """(B, dim, positions) the same statistics over every window of `width` frames every `hop` frames (windows
+        past the end repeat the last frame)."""
+        mfcc = torch.einsum("cm,bmt->bct", self.dct, log_mel)
+        padded = F.pad(mfcc, (self.delta_width, self.delta_width), mode="replicate")
+        delta = F.conv1d(padded, self.delta_kernel, groups=mfcc.shape[1])
+        stats = []
+        for z in (mfcc, delta):
+            z = F.pad(z, (0, width - 1), mode="replicate")
+            mean = F.avg_pool1d(z, width, hop)
+            stats += [mean, torch.sqrt(torch.clamp(F.avg_pool1d(z * z, width, hop) - mean * mean, min=0.0))]
+        return torch.cat(stats, dim=1)
 
 
 class _TwoHeads(nn.Module):
@@ -134,10 +163,29 @@ class LogMelCNN(_TwoHeads):
         self.readout_l2 = readout_l2
         self.member_names = ("CNN head",) + (("MFCC-statistics read-out",) if mfcc_readout else ())
 
+    def frames(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(B, C, feature frames): the CNN pooled over frequency, one step per FEATURE_HOP log-mel frames."""
+        return self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1))).mean(dim=2)
+
     def embed(self, log_mel: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1)))
-        x = x.mean(dim=2)  # over frequency: (B, C, T)
+        x = self.frames(log_mel)
         return self.dropout(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))
+
+    def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(covid_logit (B,), window logits (B, feature frames)): the exported COVID-19 logit of the clip, as
+        `forward` gives it in eval mode, and of the WINDOW_WIDTH window from each feature frame on, as `forward`
+        would give for that window alone but from the same pass over the clip."""
+        x = self.frames(log_mel)
+        pooled = sliding_pool(x, WINDOW_WIDTH)
+        clip = [self.covid_head(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))]
+        windows = [torch.einsum("bet,oe->bot", pooled, self.covid_head.weight) + self.covid_head.bias.view(1, -1, 1)]
+        if self.mfcc is not None:
+            clip.append(self.readout((self.mfcc(log_mel) - self.mfcc_mean) / self.mfcc_std))
+            stats = self.mfcc.windows(log_mel, WINDOW_WIDTH * FEATURE_HOP, FEATURE_HOP)[..., :pooled.shape[-1]]
+            standardised = (stats - self.mfcc_mean.view(1, -1, 1)) / self.mfcc_std.view(1, -1, 1)
+            windows.append(torch.einsum("bet,oe->bot", standardised, self.readout.weight)
+                           + self.readout.bias.view(1, -1, 1))
+        return torch.cat(clip, dim=-1).mean(dim=-1), torch.cat(windows, dim=1).mean(dim=1)
 
     def members(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         covid_logits, cough_logit, embedding = super().members(log_mel)
@@ -233,25 +281,44 @@ class SoundTypeCNN(nn.Module):
     def embedding_size(self) -> int:
         return self.head.in_features
 
+    def frames(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """(B, C, feature frames): the CNN pooled over frequency, one step per FEATURE_HOP log-mel frames."""
+        return self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1))).mean(dim=2)
+
     def embed(self, log_mel: torch.Tensor) -> torch.Tensor:
         """(B, embedding_size): the clip pooled over frequency, then over time by mean and max."""
-        x = self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1))).mean(dim=2)
+        x = self.frames(log_mel)
         return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(log_mel)))
 
+    def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (B, len(SOUND_TYPES)) of the clip as `forward` gives them in eval mode, logits
+        (B, len(SOUND_TYPES), feature frames) of the WINDOW_WIDTH window from each feature frame on), one pass."""
+        x = self.frames(log_mel)
+        pooled = sliding_pool(x, WINDOW_WIDTH)
+        clip = self.head(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))
+        return clip, torch.einsum("bet,oe->bot", pooled, self.head.weight) + self.head.bias.view(1, -1, 1)
+
 
 class Screener(nn.Module):
-    """What is exported: from one log-mel, the COVID-19 student's logit and the sound-type gate's logits (the
-    student's own cough head was an auxiliary training target and is not exported)."""
+    """What is exported, one graph from waveform (B, samples) to coughkd.model.OUTPUTS: the COVID-19 student's
+    logit and the sound-type gate's logits of the clip, both for every window position (WINDOW_SAMPLES of audio
+    every WINDOW_HOP_SAMPLES), and the frame energies the events are found on (the student's own cough head was an
+    auxiliary training target and is not exported)."""
 
-    def __init__(self, covid: _TwoHeads, sound: SoundTypeCNN):
+    def __init__(self, covid: LogMelCNN, sound: SoundTypeCNN):
         super().__init__()
-        self.covid, self.sound = covid, sound
+        if not isinstance(covid, LogMelCNN):
+            raise TypeError(f"only the log-mel CNN student is exported, not {type(covid).__name__}")
+        self.front_end, self.covid, self.sound = FrontEnd(), covid, sound
 
-    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.covid(log_mel)[0], self.sound(log_mel)
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        log_mel, energy_db = self.front_end(waveform)
+        covid, window_covid = self.covid.clip_and_window_logits(log_mel)
+        sound, window_sound = self.sound.clip_and_window_logits(log_mel)
+        return covid, sound, window_covid, window_sound, energy_db
 
 
 STUDENTS: dict[str, type[_TwoHeads]] = {"cnn": LogMelCNN, "wav2vec": TinyWav2Vec}

@@ -1,0 +1,93 @@
+"""The one front end: 16 kHz waveform -> telephone band -> log-mel and frame energy, as a torch module.
+
+Training computes its features with this module and export puts the same module at the head of the OpenVINO graph,
+so training, export and run time share one implementation by construction (coughkd.features holds its constants
+and the spec the manifest records; its numpy log-mel only draws the app's figure and is the parity reference).
+
+Why this shape, for speed inside one graph on a laptop CPU:
+- the band limit is a Kaiser-windowed sinc low-pass (conv1d, fixed weights) applied with stride 2, which is also
+  the decimation to 8 kHz: nothing above 4 kHz can reach the features, so 8 kHz and 48 kHz audio look alike;
+- the STFT is a DFT as a strided convolution of the 8 kHz signal (a 200-sample periodic Hann, 25 ms, every 80
+  samples, 10 ms), only for the bins the mel filterbank uses (up to 4 kHz, the same 31.25 Hz grid as a 512-point
+  FFT at 16 kHz), scaled by 2 so its power matches the 400-sample analysis at 16 kHz;
+- the frame energy that event detection reads is the mean power of 30 ms frames of the band-limited signal every
+  10 ms (coughkd.events), an average pool of its square.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from coughkd.audio import SAMPLE_RATE
+from coughkd.events import ENERGY_FLOOR, FRAME_SECONDS, HOP_SECONDS
+from coughkd.features import (
+    BAND_LIMIT_BETA,
+    BAND_LIMIT_CUTOFF_HZ,
+    BAND_LIMIT_TAPS,
+    DECIMATION,
+    HOP_LENGTH,
+    LOG_OFFSET,
+    N_FFT,
+    WIN_LENGTH,
+    mel_projection,
+)
+
+
+def low_pass_taps() -> np.ndarray:
+    """(BAND_LIMIT_TAPS,) Kaiser-windowed sinc with unit gain at 0 Hz, cutting at BAND_LIMIT_CUTOFF_HZ."""
+    n = np.arange(BAND_LIMIT_TAPS) - (BAND_LIMIT_TAPS - 1) / 2
+    taps = 2 * BAND_LIMIT_CUTOFF_HZ / SAMPLE_RATE * np.sinc(2 * BAND_LIMIT_CUTOFF_HZ / SAMPLE_RATE * n)
+    taps *= np.kaiser(BAND_LIMIT_TAPS, BAND_LIMIT_BETA)
+    return taps / taps.sum()
+
+
+def dft_basis() -> np.ndarray:
+    """(2 * bins, 1, window) cos and -sin kernels of the windowed DFT at the decimated rate, bins up to 4 kHz."""
+    window = WIN_LENGTH // DECIMATION
+    n_fft = N_FFT // DECIMATION
+    bins = mel_projection().shape[0]
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(window) / window)
+    angle = 2 * np.pi * np.outer(np.arange(bins), np.arange(window)) / n_fft
+    return (DECIMATION * np.concatenate([np.cos(angle), -np.sin(angle)]) * hann)[:, None, :]
+
+
+class FrontEnd(nn.Module):
+    """waveform (B, samples) at 16 kHz -> (log_mel (B, N_MELS, 1 + samples // HOP_LENGTH), energy_db
+    (B, samples // HOP_LENGTH)); `band_limited` gives the 16 kHz band-limited waveform the teacher hears."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("taps", torch.tensor(low_pass_taps(), dtype=torch.float32).view(1, 1, -1),
+                             persistent=False)
+        self.register_buffer("basis", torch.tensor(dft_basis(), dtype=torch.float32), persistent=False)
+        self.register_buffer("projection", torch.tensor(mel_projection(), dtype=torch.float32), persistent=False)
+        self.bins = self.projection.shape[0]
+        self.hop = HOP_LENGTH // DECIMATION
+        self.frame = round(FRAME_SECONDS * SAMPLE_RATE) // DECIMATION
+        self.energy_hop = round(HOP_SECONDS * SAMPLE_RATE) // DECIMATION
+
+    def _filter(self, waveform: torch.Tensor, stride: int) -> torch.Tensor:
+        half = (BAND_LIMIT_TAPS - 1) // 2
+        return F.conv1d(F.pad(waveform.unsqueeze(1), (half, half)), self.taps, stride=stride)
+
+    def band_limited(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(B, samples) at 16 kHz, the same filter as the features' (they read every DECIMATION-th sample of it)."""
+        return self._filter(waveform, 1).squeeze(1)
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = waveform.shape[-1] // HOP_LENGTH
+        narrow = self._filter(waveform, DECIMATION)
+        half = self.basis.shape[-1] // 2
+        spectrum = F.conv1d(F.pad(narrow, (half, half), mode="reflect"), self.basis, stride=self.hop)
+        real, imag = spectrum[:, :self.bins], spectrum[:, self.bins:]
+        power = real * real + imag * imag
+        log_mel = torch.log(torch.einsum("bft,fm->bmt", power, self.projection) + LOG_OFFSET)[..., :frames + 1]
+        # Frames past the end are zero padded, so frame i starts at sample i * hop in every piece of a long clip.
+        padded = F.pad(narrow * narrow, (0, self.frame - self.energy_hop))
+        energy = F.avg_pool1d(padded, self.frame, self.energy_hop).squeeze(1)[..., :frames]
+        energy_db = (10.0 / math.log(10.0)) * torch.log(torch.clamp(energy, min=ENERGY_FLOOR))
+        return log_mel, energy_db
