@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from coughkd.audio import SAMPLE_RATE, load_audio
-from coughkd.events import detect_events, event_centres
-from coughkd.features import centred_slices, clip_features
+from coughkd.events import detect_events, event_centres, frame_energy_db
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,17 +82,21 @@ def make_clips(durations: Sequence[float], examples: Path = EXAMPLES) -> dict[fl
     for seconds in durations:
         n = int(round(seconds * SAMPLE_RATE))
         if seconds <= 1.0:
-            window = centred_slices(track, event_centres(track, detect_events(track)[:1]), n)[0]
-            clips[seconds] = np.ascontiguousarray(window, dtype=np.float32)
+            energy = frame_energy_db(track)
+            centre = int(event_centres(energy, detect_events(energy, len(track) / SAMPLE_RATE)[:1])[0])
+            start = min(max(centre - n // 2, 0), len(track) - n)
+            clips[seconds] = np.ascontiguousarray(track[start:start + n], dtype=np.float32)
         else:
             clips[seconds] = np.ascontiguousarray(track[:n], dtype=np.float32)
     return clips
 
 
 def features_of(waveform: np.ndarray):
-    """coughkd's features of a clip, after the same loading step predict applies (peak normalisation)."""
-    audio = load_audio(waveform, SAMPLE_RATE)
-    return clip_features(audio.waveform, audio.sample_rate)
+    """The model's features of a clip (training.lib.clips), after the same loading step predict applies (peak
+    normalisation)."""
+    from training.lib.clips import clip_features
+
+    return clip_features(load_audio(waveform, SAMPLE_RATE).waveform)
 
 
 def ov_config(threads: int) -> dict[str, str]:

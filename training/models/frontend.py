@@ -5,11 +5,14 @@ so training, export and run time share one implementation by construction (cough
 and the spec the manifest records; its numpy log-mel only draws the app's figure and is the parity reference).
 
 Why this shape, for speed inside one graph on a laptop CPU:
-- the band limit is a Kaiser-windowed sinc low-pass (conv1d, fixed weights) applied with stride 2, which is also
-  the decimation to 8 kHz: nothing above 4 kHz can reach the features, so 8 kHz and 48 kHz audio look alike;
+- the band limit is a Kaiser-windowed sinc low-pass (fixed weights) applied with stride 2, which is also the
+  decimation to 8 kHz: nothing above 4 kHz can reach the features, so 8 kHz and 48 kHz audio look alike. In the
+  graph it runs in polyphase form, a convolution over blocks of POLYPHASE_BLOCK samples (as channels) giving
+  POLYPHASE_BLOCK / 2 outputs each: the same sums as a one-channel strided conv1d, which CPUs run many times slower;
 - the STFT is a DFT as a strided convolution of the 8 kHz signal (a 200-sample periodic Hann, 25 ms, every 80
   samples, 10 ms), only for the bins the mel filterbank uses (up to 4 kHz, the same 31.25 Hz grid as a 512-point
-  FFT at 16 kHz), scaled by 2 so its power matches the 400-sample analysis at 16 kHz;
+  FFT at 16 kHz), scaled by 2 so its power matches the 400-sample analysis at 16 kHz; the squares of its cos and
+  sin outputs go through the mel filterbank stacked twice, one matmul for power and mel;
 - the frame energy that event detection reads is the mean power of 30 ms frames of the band-limited signal every
   10 ms (coughkd.events), an average pool of its square.
 """
@@ -45,6 +48,22 @@ def low_pass_taps() -> np.ndarray:
     return taps / taps.sum()
 
 
+POLYPHASE_BLOCK = 160
+
+
+def polyphase_kernel(taps: np.ndarray, block: int = POLYPHASE_BLOCK, stride: int = DECIMATION) -> np.ndarray:
+    """(block // stride, block, spans) conv1d weights over blocks of `block` samples (the channels) such that
+    output channel q of block j is sum_k taps[k] * x[j * block + stride * q + k]."""
+    outputs = block // stride
+    spans = -(-(stride * (outputs - 1) + len(taps)) // block)
+    kernel = np.zeros((outputs, block, spans))
+    for q in range(outputs):
+        for k, tap in enumerate(taps):
+            b, c = divmod(stride * q + k, block)
+            kernel[q, c, b] = tap
+    return kernel
+
+
 def dft_basis() -> np.ndarray:
     """(2 * bins, 1, window) cos and -sin kernels of the windowed DFT at the decimated rate, bins up to 4 kHz."""
     window = WIN_LENGTH // DECIMATION
@@ -61,31 +80,38 @@ class FrontEnd(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("taps", torch.tensor(low_pass_taps(), dtype=torch.float32).view(1, 1, -1),
+        taps = low_pass_taps()
+        self.register_buffer("taps", torch.tensor(taps, dtype=torch.float32).view(1, 1, -1), persistent=False)
+        self.register_buffer("polyphase", torch.tensor(polyphase_kernel(taps), dtype=torch.float32),
                              persistent=False)
         self.register_buffer("basis", torch.tensor(dft_basis(), dtype=torch.float32), persistent=False)
-        self.register_buffer("projection", torch.tensor(mel_projection(), dtype=torch.float32), persistent=False)
-        self.bins = self.projection.shape[0]
+        projection = np.concatenate([mel_projection()] * 2)  # the cos and the sin outputs' squares
+        self.register_buffer("projection", torch.tensor(projection, dtype=torch.float32), persistent=False)
         self.hop = HOP_LENGTH // DECIMATION
         self.frame = round(FRAME_SECONDS * SAMPLE_RATE) // DECIMATION
         self.energy_hop = round(HOP_SECONDS * SAMPLE_RATE) // DECIMATION
 
-    def _filter(self, waveform: torch.Tensor, stride: int) -> torch.Tensor:
-        half = (BAND_LIMIT_TAPS - 1) // 2
-        return F.conv1d(F.pad(waveform.unsqueeze(1), (half, half)), self.taps, stride=stride)
-
     def band_limited(self, waveform: torch.Tensor) -> torch.Tensor:
         """(B, samples) at 16 kHz, the same filter as the features' (they read every DECIMATION-th sample of it)."""
-        return self._filter(waveform, 1).squeeze(1)
+        half = (BAND_LIMIT_TAPS - 1) // 2
+        return F.conv1d(F.pad(waveform.unsqueeze(1), (half, half)), self.taps).squeeze(1)
+
+    def decimated(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(B, 1, (samples + 1) // 2) the band-limited waveform at 8 kHz (every other sample of `band_limited`)."""
+        half = (BAND_LIMIT_TAPS - 1) // 2
+        block, spans = self.polyphase.shape[1], self.polyphase.shape[2]
+        padded = F.pad(waveform, (half, half + spans * block))
+        blocks = padded[:, :padded.shape[-1] // block * block].unflatten(-1, (-1, block)).transpose(1, 2)
+        narrow = F.conv1d(blocks, self.polyphase).transpose(1, 2).flatten(1)
+        return narrow[:, :(waveform.shape[-1] + 1) // DECIMATION].unsqueeze(1)
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = waveform.shape[-1] // HOP_LENGTH
-        narrow = self._filter(waveform, DECIMATION)
+        narrow = self.decimated(waveform)
         half = self.basis.shape[-1] // 2
         spectrum = F.conv1d(F.pad(narrow, (half, half), mode="reflect"), self.basis, stride=self.hop)
-        real, imag = spectrum[:, :self.bins], spectrum[:, self.bins:]
-        power = real * real + imag * imag
-        log_mel = torch.log(torch.einsum("bft,fm->bmt", power, self.projection) + LOG_OFFSET)[..., :frames + 1]
+        mel = torch.einsum("bft,fm->bmt", spectrum * spectrum, self.projection)
+        log_mel = torch.log(mel + LOG_OFFSET)[..., :frames + 1]
         # Frames past the end are zero padded, so frame i starts at sample i * hop in every piece of a long clip.
         padded = F.pad(narrow * narrow, (0, self.frame - self.energy_hop))
         energy = F.avg_pool1d(padded, self.frame, self.energy_hop).squeeze(1)[..., :frames]

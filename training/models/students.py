@@ -84,9 +84,12 @@ class MfccStatistics(nn.Module):
         delta = F.conv1d(padded, self.delta_kernel, groups=mfcc.shape[1])
         stats = []
         for z in (mfcc, delta):
-            z = F.pad(z, (0, width - 1), mode="replicate")
+            # Centred on the clip's mean first, so E[z^2] - E[z]^2 does not cancel away float32's digits.
+            offset = z.mean(dim=-1, keepdim=True)
+            z = F.pad(z - offset, (0, width - 1), mode="replicate")
             mean = F.avg_pool1d(z, width, hop)
-            stats += [mean, torch.sqrt(torch.clamp(F.avg_pool1d(z * z, width, hop) - mean * mean, min=0.0))]
+            spread = torch.sqrt(torch.clamp(F.avg_pool1d(z * z, width, hop) - mean * mean, min=0.0))
+            stats += [mean + offset, spread]
         return torch.cat(stats, dim=1)
 
 
