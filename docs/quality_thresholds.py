@@ -25,7 +25,7 @@ import soxr
 import coughkd
 from coughkd import Audio, EventScore, Prediction
 from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
-from coughkd.events import detect_events
+from coughkd.events import detect_events, frame_energy_db
 from coughkd.features import telephone_band
 from coughkd_app import quality
 from tests.audio_formats import encode
@@ -42,8 +42,8 @@ RATES = {"call-center": 8000, "telegram": 48000}
 def energy_prediction(audio: Audio) -> Prediction:
     """A stand-in Prediction whose events are the energy detector's, every one a cough (no model given)."""
     events = [EventScore(e.start_s, e.end_s, "cough", 1.0, None)
-              for e in detect_events(telephone_band(audio.waveform, SAMPLE_RATE), SAMPLE_RATE,
-                                     fallback=False)]
+              for e in detect_events(frame_energy_db(telephone_band(audio.waveform, SAMPLE_RATE)),
+                                     audio.duration_s, fallback=False)]
     return Prediction(None, None, 1.0, True, "cough", {}, 0.5, events, 0.0, "energy events", audio.duration_s)
 
 

@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 
 from coughkd.audio import load_audio
-from coughkd.features import WINDOW_FRAMES, clip_features, log_mel
-from coughkd.model import MODEL_DIR, ModelError, StudentRuntime, read_manifest
+from coughkd.model import OUTPUTS, ModelError, StudentRuntime, read_manifest
 from coughkd.predict import sigmoid, softmax
-from tests.model_fixture import make_model_dir, reference_logits
+from tests.conftest import SHIPPED
+from tests.model_fixture import make_model_dir, reference
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-SHIPPED = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no trained model in assets/model")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +36,10 @@ def runtime(model_dir: Path) -> StudentRuntime:
     return StudentRuntime(model_dir, config=F32)
 
 
-def features(n: int = 6, seed: int = 0, frames: int = 101) -> np.ndarray:
+def waveforms(n: int = 6, seed: int = 0, seconds: float = 1.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     scale = np.geomspace(0.01, 1.0, n, dtype=np.float32)[:, None]
-    return log_mel(rng.standard_normal((n, (frames - 1) * 160)).astype(np.float32) * scale)
+    return rng.standard_normal((n, int(seconds * 16000))).astype(np.float32) * scale
 
 
 def edit_manifest(model_dir: Path, edit: Callable[[dict], None]) -> None:
@@ -60,37 +59,41 @@ def rehash(model_dir: Path) -> None:
 @pytest.mark.parametrize("variant", ["int8", "fp32"])
 def test_outputs_match_the_network(model_dir: Path, variant: str) -> None:
     runtime = StudentRuntime(model_dir, variant=variant, config=F32)
-    batch = features()
-    covid, sound = runtime.run(batch)
-    expected_covid, expected_sound = reference_logits(batch)
-    assert covid.shape == (6,) and sound.shape == (6, 4) and covid.dtype == sound.dtype == np.float32
-    np.testing.assert_allclose(covid, expected_covid, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(sound, expected_sound, rtol=1e-4, atol=1e-4)
+    batch = waveforms()
+    got, expected = runtime.run(batch), reference()(batch)
+    assert got["covid_logit"].shape == (6,) and got["sound_logits"].shape == (6, 4)
+    assert got["window_sound_logits"].shape[:2] == (6, 4) and got["energy_db"].shape == (6, 100)
+    for name in OUTPUTS:
+        assert got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-3, err_msg=name)
     assert runtime.variant == variant and runtime.model_id == "fixture-seed0"
     assert runtime.thresholds == {"covid": 0.5, "cough": 0.5}
+    assert runtime.window == (16640, 1280)
 
 
-def test_dynamic_frames_and_empty_batch(runtime: StudentRuntime) -> None:
-    for frames in (31, 101, 301):
-        covid, _ = runtime.run(features(2, frames=frames))
-        np.testing.assert_allclose(covid, reference_logits(features(2, frames=frames))[0], rtol=1e-4, atol=1e-4)
-    covid, sound = runtime.run(np.zeros((0, 64, 101), np.float32))
-    assert covid.shape == (0,) and sound.shape == (0, 4)
+def test_any_length_in_one_call(runtime: StudentRuntime) -> None:
+    for seconds in (0.3, 1.0, 3.01, 30.0):
+        batch = waveforms(2, seconds=seconds)
+        got = runtime.run(batch)
+        assert got["energy_db"].shape == (2, batch.shape[-1] // 160)
+        np.testing.assert_allclose(got["covid_logit"], reference()(batch)["covid_logit"], rtol=1e-4, atol=1e-4)
 
 
-def test_wrong_feature_shape(runtime: StudentRuntime) -> None:
-    with pytest.raises(ValueError, match=r"\(n, 64, frames\)"):
-        runtime.run(np.zeros((2, 40, 101), np.float32))
+def test_wrong_input_shape(runtime: StudentRuntime) -> None:
+    with pytest.raises(ValueError, match=r"\(n >= 1, samples\)"):
+        runtime.run(np.zeros((2, 64, 101), np.float32))
+    with pytest.raises(ValueError, match=r"\(n >= 1, samples\)"):
+        runtime.run(np.zeros((0, 16000), np.float32))
 
 
 def test_concurrent_calls_match_sequential(runtime: StudentRuntime) -> None:
-    batches = [features(1 + i % 4, seed=i) for i in range(32)]
+    batches = [waveforms(1 + i % 4, seed=i) for i in range(32)]
     sequential = [runtime.run(b) for b in batches]
     with ThreadPoolExecutor(max_workers=8) as pool:
         concurrent = list(pool.map(runtime.run, batches))
-    for (a_covid, a_sound), (b_covid, b_sound) in zip(sequential, concurrent):
-        np.testing.assert_array_equal(a_covid, b_covid)
-        np.testing.assert_array_equal(a_sound, b_sound)
+    for a, b in zip(sequential, concurrent):
+        for name in OUTPUTS:
+            np.testing.assert_array_equal(a[name], b[name])
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
@@ -102,9 +105,17 @@ def test_invalid_manifest(copy_dir: Path) -> None:
     (copy_dir / "manifest.json").write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):
         read_manifest(copy_dir)
-    (copy_dir / "manifest.json").write_text("{}")
+    (copy_dir / "manifest.json").write_text('{"format": 2}')
     with pytest.raises(ModelError, match="no 'model_id' entry"):
         read_manifest(copy_dir)
+
+
+@pytest.mark.parametrize("edit", [lambda m: m.pop("format"), lambda m: m.update(format=1)])
+def test_model_folder_of_an_older_format_is_refused(copy_dir: Path, edit: Callable[[dict], None]) -> None:
+    """A folder whose IR takes a log-mel computed in Python (format 1, before the graph took the waveform)."""
+    edit_manifest(copy_dir, edit)
+    with pytest.raises(ModelError, match="manifest format 1, built for an older runtime .* needs format 2"):
+        StudentRuntime(copy_dir)
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -121,6 +132,8 @@ def test_invalid_manifest(copy_dir: Path) -> None:
     (lambda m: m["files"].update({"student_int8.bin": 5}), "the sha256 of student_int8.bin must be a string"),
     (lambda m: m["files"].update({"../../etc/passwd": "0" * 64}), "../../etc/passwd is not inside the model folder"),
     (lambda m: m["variants"].update(int8={"xml": "student_int8.xml"}), "variant 'int8' must name its .xml file"),
+    (lambda m: m["input"].pop("window"), "'input.window' must give the positive integers"),
+    (lambda m: m["input"]["window"].update(hop_samples=0), "'input.window' must give the positive integers"),
 ])
 def test_malformed_manifest(copy_dir: Path, edit: Callable[[dict], None], message: str) -> None:
     edit_manifest(copy_dir, edit)
@@ -182,7 +195,7 @@ def test_wrong_output_names(copy_dir: Path) -> None:
     xml = copy_dir / "student_int8.xml"
     xml.write_text(xml.read_text().replace("sound_logits", "other_logits"))
     rehash(copy_dir)
-    with pytest.raises(ModelError, match="must take 'log_mel' and give covid_logit, sound_logits"):
+    with pytest.raises(ModelError, match="must take 'waveform' and give covid_logit, sound_logits"):
         StudentRuntime(copy_dir)
 
 
@@ -204,12 +217,12 @@ def test_unreadable_ir(copy_dir: Path) -> None:
 def test_shipped_model_verifies_and_variants_agree(cough_data: Path) -> None:
     fp32 = StudentRuntime(variant="fp32", config=F32)
     int8 = StudentRuntime(variant="int8", config=F32)
-    assert fp32.manifest["outputs"] == ["covid_logit", "sound_logits"]
+    assert fp32.manifest["outputs"] == list(OUTPUTS)
     assert 0.0 < fp32.thresholds["covid"] < 1.0 and 0.0 < fp32.thresholds["cough"] < 1.0
     names = sorted(p.name for p in (cough_data / "raw").glob("*.mp3") if p.stat().st_size > 1000)[:8]
-    windows = [clip_features(load_audio(cough_data / "raw" / name).waveform).windows for name in names]
-    feats = np.concatenate([w for w in windows if w.shape[-1] == WINDOW_FRAMES])
-    (covid32, sound32), (covid8, sound8) = fp32.run(feats), int8.run(feats)
-    assert np.isfinite(covid32).all() and np.isfinite(sound32).all()
-    assert np.abs(sigmoid(covid32) - sigmoid(covid8)).max() < 0.15
-    assert np.abs(softmax(sound32) - softmax(sound8)).max() < 0.15
+    for name in names:
+        x = load_audio(cough_data / "raw" / name).waveform[None]
+        a, b = fp32.run(x), int8.run(x)
+        assert np.isfinite(a["covid_logit"]).all() and np.isfinite(a["window_sound_logits"]).all()
+        assert np.abs(sigmoid(a["covid_logit"]) - sigmoid(b["covid_logit"])).max() < 0.15
+        assert np.abs(softmax(a["sound_logits"]) - softmax(b["sound_logits"])).max() < 0.15

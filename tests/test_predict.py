@@ -12,10 +12,12 @@ import pytest
 import coughkd
 from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
-from coughkd.features import HOP_LENGTH, N_MELS, WINDOW_FRAMES, centred_slices, chunks, clip_features
+from coughkd.features import HOP_LENGTH, N_MELS, WINDOW_FRAMES, chunks
 from coughkd.model import MODEL_DIR
-from coughkd.predict import aggregate, sigmoid, softmax, sound_type
-from tests.model_fixture import make_model_dir, reference_logits
+from coughkd.predict import aggregate, score, sigmoid, softmax, sound_type
+from tests.conftest import SHIPPED, SHIPPED_PROBLEM
+from tests.model_fixture import make_model_dir, reference
+from training.lib.clips import centred_slices, clip_features
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 REPO = Path(__file__).resolve().parents[1]
@@ -67,16 +69,39 @@ def test_prediction_is_consistent(model: CoughModel) -> None:
     assert all(isinstance(e, EventScore) for e in p.events)
     assert p.is_cough and p.sound_type == "cough" and all(e.sound_type == "cough" for e in p.events)
     assert p.covid_positive == (p.covid_probability >= p.threshold) and p.threshold == 0.5
-    features = clip_features(load_audio(coughs(6.0), sample_rate=16000).waveform)
-    clip_covid, clip_sound = reference_logits(features.log_mel[None])
-    assert p.covid_probability == pytest.approx(float(sigmoid(clip_covid[0])), abs=1e-5)
+    waveform = load_audio(coughs(6.0), sample_rate=16000).waveform
+    expected = reference()(waveform[None])
+    assert p.covid_probability == pytest.approx(float(sigmoid(expected["covid_logit"][0])), abs=1e-5)
     assert list(p.sound_probabilities) == list(coughkd.SOUND_TYPES)
-    np.testing.assert_allclose(list(p.sound_probabilities.values()), softmax(clip_sound[0]), atol=1e-5)
+    np.testing.assert_allclose(list(p.sound_probabilities.values()), softmax(expected["sound_logits"][0]), atol=1e-5)
     assert p.cough_probability == pytest.approx(p.sound_probabilities["cough"])
-    event_covid, event_sound = reference_logits(features.windows)
-    np.testing.assert_allclose([e.covid_probability for e in p.events], sigmoid(event_covid), atol=1e-5)
-    np.testing.assert_allclose([e.cough_probability for e in p.events], softmax(event_sound)[:, 0], atol=1e-5)
+    # Each event reads the window position centred nearest it, from the same call's outputs.
+    features = clip_features(waveform)
     assert [(e.start_s, e.end_s) for e in p.events] == [(e.start_s, e.end_s) for e in features.events]
+    width, hop = model.runtime.window
+    positions = np.clip(np.round((features.centres - width / 2) / hop).astype(int), 0, (len(waveform) - width) // hop)
+    np.testing.assert_allclose([e.covid_probability for e in p.events],
+                               sigmoid(expected["window_covid_logits"][0, positions]), atol=1e-5)
+    np.testing.assert_allclose([e.cough_probability for e in p.events],
+                               softmax(expected["window_sound_logits"][0, :, positions])[:, 0], atol=1e-5)
+
+
+def test_event_windows_cover_their_events(model: CoughModel) -> None:
+    """The window an event is scored on holds the event's centre, and stays inside the clip."""
+    waveform = load_audio(coughs(6.0), sample_rate=16000).waveform
+    width, hop = model.runtime.window
+    scores = score(reference(), waveform, (width, hop), 0.0)
+    outputs = reference()(waveform[None])
+    for event, covid in zip(scores.events, scores.event_covid):
+        (p,) = np.flatnonzero(np.isclose(outputs["window_covid_logits"][0], covid, atol=1e-6))[:1]
+        assert p * hop <= (event.start_s + event.end_s) / 2 * 16000 <= p * hop + width
+        assert p * hop + width <= len(waveform)
+
+
+def test_clip_shorter_than_a_window_is_its_own_window(model: CoughModel) -> None:
+    waveform = load_audio(coughs(0.5), sample_rate=16000).waveform
+    scores = score(reference(), waveform, model.runtime.window, 0.0)
+    assert len(scores.events) == 1 and scores.event_covid[0] == pytest.approx(scores.covid_logit, abs=1e-6)
 
 
 def test_closed_gate_gives_no_covid_score(closed: CoughModel) -> None:
@@ -114,19 +139,21 @@ def test_centred_slices_stay_inside() -> None:
 
 
 def test_chunks_cover_the_clip_without_a_short_tail() -> None:
-    sizes = [c.shape[-1] for c in chunks(np.zeros((2, 7001)))]
+    sizes = [c.shape[-1] for c in chunks(np.zeros((2, 7001)), rate=100)]
     assert sizes == [3000, 4001]  # 30 s pieces at 100 frames/s; the 10 ms tail joins the last piece
-    assert [c.shape[-1] for c in chunks(np.zeros((2, 8000)))] == [3000, 3000, 2000]
-    assert [c.shape[-1] for c in chunks(np.zeros((2, 120)))] == [120]
+    assert [c.shape[-1] for c in chunks(np.zeros((2, 8000)), rate=100)] == [3000, 3000, 2000]
+    assert [c.shape[-1] for c in chunks(np.zeros((2, 120)), rate=100)] == [120]
+    assert [c.shape[-1] for c in chunks(np.zeros(70 * 16000))] == [480000, 640000]  # samples by default
 
 
 def test_long_recording_is_scored_in_chunks(model: CoughModel) -> None:
     x = coughs(70.0)
-    features = clip_features(load_audio(x, sample_rate=16000).waveform)
-    pieces = chunks(features.log_mel)
+    pieces = chunks(load_audio(x, sample_rate=16000).waveform)
     assert len(pieces) == 2
-    expected = np.mean([reference_logits(piece[None])[0][0] for piece in pieces])
-    assert model.predict(x, sample_rate=16000).covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
+    expected = np.mean([reference()(piece[None])["covid_logit"][0] for piece in pieces])
+    p = model.predict(x, sample_rate=16000)
+    assert p.covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
+    assert len(p.events) == len(np.arange(0.2, 70.0 - 0.3, 1.5))  # the pieces' energies line up end to end
 
 
 def test_to_json(model: CoughModel) -> None:
@@ -186,10 +213,10 @@ def test_aggregate() -> None:
 
 
 def test_default_model() -> None:
-    if (MODEL_DIR / "manifest.json").exists():
+    if SHIPPED_PROBLEM is None:
         assert 0.0 <= coughkd.predict(coughs(3.0), sample_rate=16000).cough_probability <= 1.0
     else:
-        with pytest.raises(ModelError, match="manifest.json is missing"):
+        with pytest.raises(ModelError, match="missing|older runtime"):
             coughkd.predict(coughs(3.0), sample_rate=16000)
 
 
@@ -206,10 +233,9 @@ def test_runtime_never_imports_training_stack(model_dir: Path) -> None:
     assert result.stdout.strip() == "clean"
 
 
+@SHIPPED
 def test_shipped_cough_head_tells_the_bundled_examples_apart() -> None:
     """The cough head of the shipped model, on the app's own examples: coughs pass, synthesised speech does not."""
-    if not (MODEL_DIR / "manifest.json").exists():
-        pytest.skip("no shipped model in assets/model")
     examples = MODEL_DIR.parent / "examples"
     model = coughkd.load()
     for clip in sorted(examples.glob("cough_*.mp3")):
