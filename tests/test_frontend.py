@@ -37,8 +37,8 @@ def test_low_pass_keeps_the_band_and_stops_above_4khz() -> None:
 
 
 def test_matches_the_numpy_front_end_on_real_recordings(cough_data: Path) -> None:
-    """Inside the clip and below the top two bands (3.85-4 kHz, where soxr's edge is steeper than the FIR's) the log-mels
-    agree to a fraction of a dB; the frame energies the events are found on agree closely everywhere."""
+    """Inside the clip and below the top two bands (3.85-4 kHz, where soxr's edge is steeper than the FIR's) the
+    log-mels agree to a fraction of a dB; the frame energies the events are found on agree closely everywhere."""
     paths = sorted((cough_data / "raw").glob("*.mp3"))[::40][:12]
     inner, top, edges, energy = [], [], [], []
     for path in paths:
