@@ -12,8 +12,8 @@ import soundfile as sf
 
 import coughkd
 from coughkd.cli import _describe
-from coughkd.model import MODEL_DIR
 from coughkd.predict import EventScore, Prediction
+from tests.conftest import SHIPPED
 from tests.model_fixture import make_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def test_usage_errors() -> None:
     assert cli("--variant", "fp16", "x.wav").returncode == 2
 
 
-@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no trained model in assets/model")
+@SHIPPED
 def test_shipped_model(cough_data: Path) -> None:
     files = [str(cough_data / "raw" / "002f642a-8406-49c0-bf19-310ad1c342de.mp3"),
              str(cough_data / "raw" / "098d66e5-bda6-4e99-b787-ab890046c44b.mp3")]

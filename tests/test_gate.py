@@ -163,11 +163,19 @@ def test_gate_report_counts_and_tables() -> None:
 def test_screener_exports_the_students_logit_and_the_gates() -> None:
     torch.manual_seed(0)
     student, gate = build_student("cnn").eval(), SoundTypeCNN().eval()
-    x = torch.randn(2, 64, 150)
-    covid, sound = Screener(student, gate).eval()(x)
-    assert covid.shape == (2,) and sound.shape == (2, len(SOUND_TYPES))
-    torch.testing.assert_close(covid, student(x)[0])
-    torch.testing.assert_close(sound, gate(x))
+    screener = Screener(student, gate).eval()
+    waveform = torch.randn(2, 3 * 16000) * 0.1
+    with torch.no_grad():
+        covid, sound, window_covid, window_sound, energy = screener(waveform)
+        x = screener.front_end(waveform)[0]
+        torch.testing.assert_close(covid, student(x)[0])
+        torch.testing.assert_close(sound, gate(x))
+        # A window position's scores are the networks' on that stretch of the clip's log-mel, up to the edges the
+        # stretch alone would not see (the convolutions' context): close, not equal.
+        stretch = x[..., 8 * 5: 8 * 5 + 104]
+        assert (window_covid[:, 5] - student(stretch)[0]).abs().max() < 1.0
+    assert covid.shape == (2,) and sound.shape == (2, len(SOUND_TYPES)) and energy.shape == (2, 300)
+    assert window_covid.shape == (2, window_sound.shape[-1]) and window_sound.shape[:2] == (2, len(SOUND_TYPES))
     assert count_parameters(gate) < 30_000
 
 
