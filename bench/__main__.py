@@ -10,9 +10,9 @@ same thread settings (1 thread and all cores):
   PyTorch and OpenVINO FP32, on the whole clip, as a wav2vec2 classifier would take it;
 - the EfficientAT teacher (PyTorch mn04 on the whole band-limited clip, as the teacher step runs it; its probes are
   a few dot products and left out) and the student (PyTorch, through the same coughkd pipeline);
-- the student through `coughkd` (OpenVINO FP32 and INT8): the whole predict path a user pays for (band limit,
-  event detection, log-mel, the IR on the clip and on the event windows), and the bare IR call on the whole clip's
-  log-mel, reported separately;
+- the student through `coughkd` (OpenVINO FP32 and INT8): the whole predict path a user pays for (the one IR
+  call on the waveform, whose graph band-limits it, takes its log-mel and scores the clip and every window, then
+  event detection on the graph's frame energies), and the bare IR call on the waveform, reported separately;
 - the MFCC baseline (log-mel MFCC statistics + logistic regression; fitted on noise here, as its cost does not
   depend on its weights).
 Decoding the file is left out for every model. Timings are interleaved: each round runs every model in turn

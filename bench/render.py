@@ -203,9 +203,10 @@ def plot(report: dict, path: Path) -> Path:
 NOTES = [
     "Clips: the bundled cough examples (assets/examples) laid end to end, cut to 1 s (around the first cough), 5 s "
     "and 30 s; decoded once beforehand, so no row pays for decoding.",
-    "Student rows via coughkd pay the whole predict path (band limit, event detection, one numpy log-mel of the "
-    "clip, the IR on the clip and on its 1 s event windows); the PyTorch student runs the same path with the torch "
-    "model in place of the IR. The bare IR rows time only the OpenVINO call on the whole clip's log-mel.",
+    "Student rows via coughkd pay the whole predict path (one IR call on the waveform, whose graph band-limits it, "
+    "takes its log-mel and scores the clip and every 1 s window, then event detection on its frame energies); the "
+    "PyTorch student runs the same path with the torch model in place of the IR. The bare IR rows time only the "
+    "OpenVINO call on the waveform, front end included.",
     "The teacher row is mn04 on the whole band-limited clip, as the teacher step runs it (its linear probes, a few "
     "dot products, are left out); wav2vec2-base (random weights, Wav2Vec2Config() defaults, no accuracy figure) and "
     "the MFCC baseline also run on the whole clip.",

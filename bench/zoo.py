@@ -111,17 +111,20 @@ class TorchStudent:
     def __init__(self, checkpoint: dict, gate: dict, manifest: dict) -> None:
         import torch
 
-        from training.models.students import screener
+        from training.models.students import WINDOW_HOP_SAMPLES, WINDOW_SAMPLES, screener
 
         self.torch = torch
         self.model = screener(checkpoint, gate)
         self.thresholds = {k: float(v) for k, v in manifest["threshold"].items()}
         self.model_id = manifest["model_id"] + "-torch"
+        self.window = (WINDOW_SAMPLES, WINDOW_HOP_SAMPLES)
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, waveforms: np.ndarray) -> dict[str, np.ndarray]:
+        from coughkd.model import OUTPUTS
+
         with self.torch.inference_mode():
-            covid, sound = self.model(self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-        return covid.numpy(), sound.numpy()
+            outputs = self.model(self.torch.from_numpy(np.ascontiguousarray(waveforms, dtype=np.float32)))
+        return {name: t.numpy() for name, t in zip(OUTPUTS, outputs)}
 
 
 class Zoo:
@@ -216,7 +219,7 @@ class Zoo:
 
     def prepare(self, name: str, threads: int) -> Callable[[np.ndarray], Callable[[], object]]:
         """prepare(clip) -> a call that scores that clip with `name`. Work that is not the model's cost (the bare
-        IR's features) happens in prepare; OpenVINO models are compiled here for `threads`."""
+        IR's loading step) happens in prepare; OpenVINO models are compiled here for `threads`."""
         if name in BARE_IR:
             return self._bare_ir(BARE_IR[name], threads)
         builders = {"wav2vec2_base_torch": self._wav2vec2_torch, "wav2vec2_base_ov_fp32": self._wav2vec2_ov,
@@ -282,8 +285,8 @@ class Zoo:
         model = coughkd.load(self.paths.model_dir, variant, config=ov_config(threads))
 
         def prepare(clip: np.ndarray) -> Callable[[], object]:
-            features = np.ascontiguousarray(features_of(clip).log_mel[None])
-            return lambda: model.runtime.run(features)
+            waveform = np.ascontiguousarray(load_audio(clip, SAMPLE_RATE).waveform[None])
+            return lambda: model.runtime.run(waveform)
         return prepare
 
     def parameters(self, name: str) -> int | None:
