@@ -9,6 +9,9 @@ speech or an everyday sound around them. EfficientAT mn04 tags every clip and ev
 tags become soft sound-type targets, blended with the known label of each clip (``tag_weight``). The network
 (students.SoundTypeCNN) learns from whole clips (up to ``max_seconds`` around their first event) and from event
 windows, so both of the runtime's calls are trained; losses are balanced over sound types, then over data sets.
+While it trains, a read-out of its embedding also learns all 527 AudioSet classes of the tagger (GateTraining), and
+its inputs come at random levels, tilts and background noise (level_and_tilt, background_noise): real recordings
+come from other microphones and rooms than these data sets. Why these settings: docs/experiments.md.
 The gate's threshold is chosen on the validation clips (evaluate.choose_gate_threshold). Writes ``sound_cnn.pt``
 and ``sounds.json`` (every clip's data set, kind, channel, split and sound type).
 """
@@ -68,12 +71,14 @@ tag_cache = "runs/cache/efficientat_tags.npz"  # the teacher's AudioSet logits k
 min_quality = 1  # Coswara files its listeners rated below this (0 = bad: silent, noise only, wrong content) are out
 n_mixtures = 400  # cough + speech/other recordings made for the training split (a quarter as many for val and test)
 tag_weight = 0.3  # target = (1 - w) * known label + w * the teacher's sound-type distribution
-gain_db = 0.0  # training inputs at a random level within +-gain_db (level_and_tilt)
-tilt_db = 0.0  # ... and a random spectral tilt within +-tilt_db across the band
-all_tags_weight = 0.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
+gain_db = 6.0  # training inputs at a random level within +-gain_db (level_and_tilt)
+tilt_db = 6.0  # ... and a random spectral tilt within +-tilt_db across the band
+noise_snr_min_db = 5.0  # half the training inputs with background noise at an SNR in [min, max] dB
+noise_snr_max_db = 35.0  # (background_noise; max 0: off)
+all_tags_weight = 1.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
 windows_per_clip = 2  # event windows per clip trained on (and tagged by the teacher)
 max_seconds = 10.0  # whole-clip items are cut to this much around their first event
-epochs = 15
+epochs = 30
 limit = 0  # > 0: at most this many recordings of each real data set (smoke runs)
 resume = False  # True: load run_dir/sound_cnn.pt instead of training (the sound set is still built, for evaluation)
 batch_size = 32
@@ -199,6 +204,25 @@ def level_and_tilt(x: torch.Tensor, gain_db: float, tilt_db: float, generator: t
     return torch.clamp(x + (gain + tilt * ramp).to(x.device), min=math.log(LOG_OFFSET))
 
 
+def background_noise(x: torch.Tensor, snr_db: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """Half the examples' log-mels with a steady background noise added in the power domain, at a random
+    signal-to-noise ratio within ``snr_db`` (against the example's mean power) and a random colour (white to
+    brown or blue), flickering frame to frame as real noise does: most rooms and phones are not silent, and a gate
+    that learnt "a cough is a burst in silence" refuses coughs in a noisy room."""
+    if not snr_db[1]:
+        return x
+    batch, bins, frames = x.shape
+    power = torch.exp(x)
+    snr = snr_db[0] + torch.rand(batch, 1, 1, generator=generator) * (snr_db[1] - snr_db[0])
+    colour = 10 ** ((torch.rand(batch, 1, 1, generator=generator) * 2 - 1) * 1.2 * torch.linspace(-0.5, 0.5, bins)
+                    .view(1, -1, 1))
+    level = power.mean(dim=(1, 2), keepdim=True) * 10 ** (-snr.to(x.device) / 10) / colour.mean(dim=1, keepdim=True)
+    flicker = torch.exp(0.3 * torch.randn(batch, bins, frames, generator=generator))
+    noisy = torch.log(power + (level * colour.to(x.device) * flicker.to(x.device)) + LOG_OFFSET)
+    chosen = (torch.rand(batch, 1, 1, generator=generator) < 0.5).to(x.device)
+    return torch.where(chosen, noisy, x)
+
+
 class GateTraining(nn.Module):
     """The gate and, while it trains, a linear read-out of all the teacher's AudioSet classes from the gate's
     embedding: the tagger's full judgement (a bark is not a cough, whatever the four types say) shapes the embedding,
@@ -256,6 +280,7 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
         total = 0.0
         for x, batch in loader:
             x = level_and_tilt(x, config["gain_db"], config["tilt_db"], generator)
+            x = background_noise(x, (config["noise_snr_min_db"], config["noise_snr_max_db"]), generator)
             logits, tag_logits = model(spec_masks(x, generator))
             loss = soft_cross_entropy(logits, batch["target"], batch["weight"])
             if config["all_tags_weight"]:
@@ -287,6 +312,7 @@ def describe(sounds: SoundClips) -> list[dict]:
 def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: str = tag_cache,
         min_quality: int = min_quality, n_mixtures: int = n_mixtures, tag_weight: float = tag_weight,
         all_tags_weight: float = all_tags_weight, gain_db: float = gain_db, tilt_db: float = tilt_db,
+        noise_snr_min_db: float = noise_snr_min_db, noise_snr_max_db: float = noise_snr_max_db,
         windows_per_clip: int = windows_per_clip,
         max_seconds: float = max_seconds, epochs: int = epochs, limit: int = limit, resume: bool = resume,
         batch_size: int = batch_size, learning_rate: float = learning_rate, weight_decay: float = weight_decay,

@@ -151,7 +151,8 @@ it to decide anything about anyone's health.
 - The gate (`training.gate`, `students.SoundTypeCNN`) is distilled from mn04's AudioSet tags on real recordings:
   its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
   {g['config']['tag_weight']}; `training.lib.sounds` says which AudioSet classes make each type), on whole clips and
-  on event windows. Throat clearing counts as a cough; sneezes and laughter count as other sounds.
+  on event windows{gate_recipe(g['config'])}. Throat clearing counts as a cough; sneezes and laughter count as other
+  sounds.
 
 ## Data
 - `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio).
@@ -244,6 +245,21 @@ Not measured for this model yet: run `python -m bench`, which writes its figures
 ```
 Run on {s['machine']}, {s['minutes']:.1f} minutes, torch {torch.__version__}.{resumed_note(s['resumed'])}
 """
+
+
+def gate_recipe(config: dict) -> str:
+    """The card's words on the gate's training beyond its targets: the read-out of every AudioSet class, the level
+    and tilt augmentation, the epochs."""
+    words = []
+    if config.get("all_tags_weight"):
+        words.append(f"; while it trains, a linear read-out of its embedding also learns the tagger's probabilities of "
+                     f"all 527 AudioSet classes (weight {config['all_tags_weight']}; the read-out is dropped after "
+                     "training), so the tagger's finer judgement (a bark, a sneeze, a rooster are not coughs, whatever "
+                     "the four types say) shapes what the gate hears")
+    if config.get("gain_db") or config.get("tilt_db"):
+        words.append(f"; each training input at a random level (+-{config.get('gain_db', 0):g} dB) and spectral tilt "
+                     f"(+-{config.get('tilt_db', 0):g} dB across the band), as other microphones give it")
+    return "".join(words) + f"; {config['epochs']} epochs"
 
 
 def in_words(paired: dict[str, dict], model: str) -> str:
