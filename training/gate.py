@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -35,30 +36,15 @@ from tqdm import tqdm
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import HOP_LENGTH, LOG_OFFSET, ClipFeatures, centred_slices
 from coughkd.model import SOUND_TYPES
-from coughkd.predict import softmax
 from training.lib.clips import ClipSet, features
 from training.lib.configurator import configure
-from training.lib.data import (
-    COSWARA,
-    ESC10,
-    ESC10_FOLDS,
-    SPEECH_COMMANDS,
-    decode_all,
-    group_split,
-    load_coswara,
-    load_esc10,
-    load_speech_commands,
-    split_by_fold,
-)
 from training.lib.distillation import RandomCrops, SimilarLengths, spec_masks
-from training.lib.metrics import choose_gate_threshold, gate_groups
+from training.lib.metrics import choose_gate_threshold, gate_groups, gate_rates
 from training.lib.sounds import (
     SoundClips,
-    from_clip_set,
-    from_recordings,
-    mixtures,
+    gate_probabilities,
+    sound_set,
     teacher_distribution,
-    telephone_copies,
 )
 from training.models.efficientat import N_CLASSES
 from training.models.students import SoundTypeCNN, count_parameters
@@ -88,45 +74,6 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 MIN_SECONDS = 1.0  # shorter inputs are zero padded for the teacher, whose pooling wants a few frames
-
-
-def real_sounds(config: dict) -> tuple[SoundClips, dict]:
-    """Coswara, ESC-10 and Speech Commands decoded and split (participant / fold / speaker disjoint, seeded), with
-    what each loader dropped and why."""
-    cache = Path(config["audio_cache"])
-    coswara, coswara_report = load_coswara(COSWARA, min_quality=config["min_quality"])
-    esc, esc_report = load_esc10(ESC10)
-    speech, speech_report = load_speech_commands(SPEECH_COMMANDS)
-    if config["limit"]:
-        rng = np.random.default_rng(config["seed"])
-        coswara, esc, speech = ([r[i] for i in np.sort(rng.permutation(len(r))[:config["limit"]])]
-                                for r in (coswara, esc, speech))
-    splits = {
-        "coswara": group_split(coswara, "participant", seed=config["seed"]),
-        "esc10": split_by_fold(esc, ESC10_FOLDS),
-        "speech-commands": group_split(speech, "speaker", seed=config["seed"]),
-    }
-    parts, reports = [], {}
-    for dataset, recordings, report in (("coswara", coswara, coswara_report), ("esc10", esc, esc_report),
-                                        ("speech-commands", speech, speech_report)):
-        split_of = {r.sha256: name for name, members in splits[dataset].items() for r in members}
-        chosen = [r for r in recordings if r.sha256 in split_of]
-        decoded, _ = decode_all(chosen, cache_dir=cache, report=report)
-        parts.append(from_recordings(decoded, split_of, dataset))
-        reports[dataset] = report.as_dict()
-        print(report)
-    return SoundClips.concatenate(parts), reports
-
-
-def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
-    """Everything the gate learns from and is measured on, in one set (see the module docstring)."""
-    real, reports = real_sounds(config)
-    base = SoundClips.concatenate([from_clip_set(clips), real])
-    with_lines = SoundClips.concatenate([base, telephone_copies(base)])
-    made = [mixtures(with_lines, n, split, config["seed"])
-            for split, n in (("train", config["n_mixtures"]), ("val", config["n_mixtures"] // 4),
-                             ("test", config["n_mixtures"] // 4))]
-    return SoundClips.concatenate([with_lines, *made]), reports
 
 
 def items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
@@ -244,13 +191,6 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch
     return (per_item * weight).sum() / weight.sum().clamp(min=1e-8)
 
 
-@torch.no_grad()
-def gate_probabilities(model: SoundTypeCNN, feats: list[ClipFeatures]) -> np.ndarray:
-    """(n, len(SOUND_TYPES)) of whole clips, as the runtime reads a clip of up to 30 s (one call on its log-mel)."""
-    model.eval()
-    return np.stack([softmax(model(torch.from_numpy(f.log_mel[None])).numpy()[0]) for f in feats])
-
-
 def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> dict:
     """Tag, train, choose the threshold; returns the checkpoint dict."""
     torch.manual_seed(config["seed"])
@@ -295,10 +235,15 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
     model = accelerator.unwrap_model(model).gate
     val = np.flatnonzero(sounds.split == "val")
     groups = gate_groups(sounds.subset(sounds.split == "val"))
-    threshold = choose_gate_threshold(gate_probabilities(model, [feats[i] for i in val])[:, 0], groups)
+    p_cough = gate_probabilities(model, [feats[i] for i in val])[:, 0]
+    threshold = choose_gate_threshold(p_cough, groups)
+    real = groups != ""
+    validation = {"rates": gate_rates(p_cough, groups, threshold),
+                  "auc": float(roc_auc_score(np.char.startswith(groups[real], "cough"), p_cough[real]))}
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return {"state_dict": state, "parameters": count_parameters(model), "threshold": threshold, "history": history,
-            "items": len(owners), "config": {k: v for k, v in config.items() if k != "run_dir"}}
+            "items": len(owners), "validation": validation,
+            "config": {k: v for k, v in config.items() if k != "run_dir"}}
 
 
 def describe(sounds: SoundClips) -> list[dict]:
@@ -334,6 +279,8 @@ def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: st
         counts = {name: int((sounds.split == name).sum()) for name in ("train", "val", "test")}
         print(f"gate: {checkpoint['parameters']:,} parameters, {checkpoint['items']:,} training items, clips per "
               f"split {counts}, threshold {checkpoint['threshold']:.3f} -> {run / 'sound_cnn.pt'}")
+        rates = ", ".join(f"{g} {k}/{n}" for g, (k, n) in checkpoint["validation"]["rates"].items())
+        print(f"validation clips treated right: {rates}; cough-vs-rest AUC {checkpoint['validation']['auc']:.4f}")
     return checkpoint, sounds, feats
 
 

@@ -33,7 +33,7 @@ def distillation(d: dict) -> str:
              f"teacher targets at temperature {d['temperature']} (weight {d['soft_weight']})"]
     if d["embedding_weight"] > 0:
         parts.append(f"matching the teacher's embedding (weight {d['embedding_weight']})")
-    if d["layer_weight"] > 0:
+    if d.get("layer_weight", 0.0) > 0:  # checkpoints from before layer matching have no such setting
         parts.append(f"predicting the teacher's hidden layers {d['layers']} (weight {d['layer_weight']})")
     return " + ".join(parts) + (" with SpecAugment masks" if d["spec_augment"] else "")
 
