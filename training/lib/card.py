@@ -259,6 +259,10 @@ def gate_recipe(config: dict) -> str:
     if config.get("gain_db") or config.get("tilt_db"):
         words.append(f"; each training input at a random level (+-{config.get('gain_db', 0):g} dB) and spectral tilt "
                      f"(+-{config.get('tilt_db', 0):g} dB across the band), as other microphones give it")
+    if config.get("noise_snr_max_db"):
+        words.append(f"; half of them with steady background noise at {config['noise_snr_min_db']:g}-"
+                     f"{config['noise_snr_max_db']:g} dB signal-to-noise, as most rooms have (docs/experiments.md: "
+                     "without it, coughs in a noisy room were refused)")
     return "".join(words) + f"; {config['epochs']} epochs"
 
 
