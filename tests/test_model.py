@@ -14,11 +14,10 @@ import pytest
 
 from coughkd.audio import load_audio
 from coughkd.features import WINDOW_FRAMES, clip_features, log_mel
-from coughkd.model import MODEL_DIR, ModelError, StudentRuntime, read_manifest
+from coughkd.model import F32, MODEL_DIR, ModelError, StudentRuntime, read_manifest
 from coughkd.predict import sigmoid, softmax
 from tests.model_fixture import make_model_dir, reference_logits
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 SHIPPED = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no trained model in assets/model")
 
 

@@ -13,11 +13,10 @@ import coughkd
 from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
 from coughkd.features import HOP_LENGTH, N_MELS, WINDOW_FRAMES, centred_slices, chunks, clip_features
-from coughkd.model import MODEL_DIR
+from coughkd.model import F32, MODEL_DIR
 from coughkd.predict import aggregate, sigmoid, softmax, sound_type
 from tests.model_fixture import make_model_dir, reference_logits
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 REPO = Path(__file__).resolve().parents[1]
 
 

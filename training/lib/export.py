@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from coughkd.features import N_MELS, WINDOW_FRAMES, ClipFeatures
-from coughkd.model import OUTPUTS, SOUND_TYPES, input_spec, sha256_file
+from coughkd.model import F32, OUTPUTS, SOUND_TYPES, input_spec, sha256_file
 from training.lib.clips import ClipSet, clip_scores
 from training.lib.metrics import within_source_auc
 from training.lib.sounds import SoundClips
@@ -33,8 +33,6 @@ VARIANTS = {"fp32": "student_fp32.xml", "int8": "student_int8.xml"}
 PARITY_TOLERANCE = 1e-4
 # 0.5 s, 1 s, 3 s, 10 s and 30 s of audio at 100 frames/s (frames = 1 + samples // 160).
 PARITY_FRAMES = (51, 101, 301, 1001, 3001)
-# This CPU would otherwise run FP32 IRs in bf16, which hides export bugs behind rounding noise.
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 def compile_f32(model: ov.Model | Path) -> ov.CompiledModel:
