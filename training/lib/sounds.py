@@ -1,5 +1,6 @@
 """The sound-type gate's data: real recordings of coughs, speech, breathing and everyday sounds, their telephone
-versions, cough recordings with other sounds around them, and the teacher's judgement of each as soft targets.
+versions, cough recordings with other sounds around them, and the teacher's judgement of each as soft targets; the
+whole set assembled (sound_set) and read by a gate as the runtime reads a clip (gate_probabilities).
 
 What each sound type holds (coughkd.model.SOUND_TYPES), decided here for every source:
 - cough: covid19-cough recordings, Coswara cough-heavy/-shallow; of AudioSet's classes Cough and Throat clearing
@@ -186,7 +187,8 @@ def real_sounds(config: dict) -> tuple[SoundClips, dict]:
 
 
 def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
-    """Everything the gate learns from and is measured on, in one set (see the module docstring)."""
+    """Everything the gate learns from and is measured on, in one set: the run's clips, the real recordings, a
+    telephone copy of each wideband clip and the cough mixtures of each split (training.gate's docstring says why)."""
     real, reports = real_sounds(config)
     base = SoundClips.concatenate([from_clip_set(clips), real])
     with_lines = SoundClips.concatenate([base, telephone_copies(base)])
