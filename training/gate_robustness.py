@@ -21,7 +21,7 @@ import torch
 from coughkd.features import clip_features
 from training.lib.clips import ClipSet
 from training.lib.configurator import configure
-from training.lib.metrics import GATE_BARS, gate_groups, gate_rates
+from training.lib.metrics import gate_groups, gate_rates, worst_group
 from training.lib.sounds import gate_probabilities, sound_set
 from training.models.students import SoundTypeCNN
 
@@ -44,7 +44,8 @@ CHANGES: dict[str, Change] = {
 
 def worst(rates: dict[str, tuple[int, int]]) -> str:
     """The group furthest below (or least above) its bar, as "group k/n"."""
-    group, (k, n) = min(rates.items(), key=lambda item: item[1][0] / item[1][1] - GATE_BARS[item[0].split(":")[0]])
+    group, _ = worst_group(rates)
+    k, n = rates[group]
     return f"{group} {k}/{n}"
 
 
