@@ -9,6 +9,7 @@ import torch
 
 from bench.render import fmt_ms, fmt_x
 from bench.timing import REFERENCE, ratio
+from training.lib.distillation import recipe
 from training.lib.metrics import format_auc, gate_tables, markdown_table, paired_table
 
 # The card's speed section lies between these markers; `python -m bench` rewrites it for the model it measured.
@@ -33,7 +34,7 @@ def distillation(d: dict) -> str:
              f"teacher targets at temperature {d['temperature']} (weight {d['soft_weight']})"]
     if d["embedding_weight"] > 0:
         parts.append(f"matching the teacher's embedding (weight {d['embedding_weight']})")
-    if d.get("layer_weight", 0.0) > 0:  # checkpoints from before layer matching have no such setting
+    if d["layer_weight"] > 0:
         parts.append(f"predicting the teacher's hidden layers {d['layers']} (weight {d['layer_weight']})")
     return " + ".join(parts) + (" with SpecAugment masks" if d["spec_augment"] else "")
 
@@ -144,7 +145,7 @@ it to decide anything about anyone's health.
   logits are cross-fitted, so the student learns what the teacher predicts for recordings it has not seen).
   Teacher within-source AUC: validation {s['teacher']['val_within_source_auc']:.3f}, test
   {s['teacher']['test_within_source_auc']:.3f} (test figures with CIs in the table below).
-  Distillation: {distillation(s['checkpoints'][s['shipped']]['distill'])}, on whole recordings (batches of
+  Distillation: {distillation(recipe(s['checkpoints'][s['shipped']]))}, on whole recordings (batches of
   recordings of nearly equal length, cut to the shortest); its auxiliary cough head (not exported) learns from
   {cough_targets(config)} on the data set's coughs and on
   {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
