@@ -11,6 +11,7 @@ import numpy as np
 
 from coughkd.audio import SAMPLE_RATE, load_audio
 from coughkd.events import detect_events, event_centres, frame_energy_db
+from coughkd.model import F32
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +102,7 @@ def features_of(waveform: np.ndarray):
 
 def ov_config(threads: int) -> dict[str, str]:
     """True FP32 (this CPU would run bf16 otherwise), a fixed thread count, one stream for the lowest latency."""
-    return {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": str(threads), "PERFORMANCE_HINT": "LATENCY"}
+    return {**F32, "INFERENCE_NUM_THREADS": str(threads), "PERFORMANCE_HINT": "LATENCY"}
 
 
 class TorchStudent:

@@ -36,8 +36,10 @@ OUTPUTS = ("covid_logit", "sound_logits", "window_covid_logits", "window_sound_l
 # The sound-type gate's classes, in the order of `sound_logits`; the manifest must list the same.
 SOUND_TYPES = ("cough", "speech", "breathing", "other")
 THRESHOLDS = ("covid", "cough")  # the decision thresholds predict reads
-# The thresholds were chosen on f32 scores; the CPU's default bf16 would move scores that sit near them.
-DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+# The thresholds were chosen on f32 scores; the CPU's default bf16 would move scores that sit near them, and it would
+# hide export bugs behind rounding noise. Every OpenVINO compile here and in training, bench and tests uses it.
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+DEFAULT_CONFIG = F32
 # What the COVID-19 head was trained on: the log-mel of the whole recording (the cough head reads event windows).
 COVID_INPUT = "whole clip"
 

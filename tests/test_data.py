@@ -15,7 +15,7 @@ from coughkd.audio import SAMPLE_RATE, AudioError, load_audio
 from coughkd.features import telephone_band
 from coughkd.model import sha256_file
 from training.lib import data
-from training.lib.data import LoadReport, Recording, decode_all, load_coughvid, load_covid19_cough, load_virufy, split
+from training.lib.data import LoadReport, Recording, decode_all, load_covid19_cough, split
 
 UNDECODABLE = ("098d66e5-bda6-4e99-b787-ab890046c44b.mp3", "a9ecaf03-40a5-4b43-aaf3-f076f84a69aa.mp3")
 
@@ -231,57 +231,6 @@ def test_telephone_band_limits_wide_band_noise():
     assert hf_fraction(telephone_band(noise, SAMPLE_RATE)) < 1e-5
     narrow = noise[:4000]
     np.testing.assert_array_equal(telephone_band(narrow, 8000), narrow)
-
-
-def test_coughvid_layout(tmp_path):
-    base = {"datetime": "2020-04-13T21:30:59", "latitude": "", "longitude": "", "age": "30", "gender": "female",
-            "respiratory_condition": "False", "fever_muscle_pain": "False"}
-    rows = [
-        {"uuid": "a1", "cough_detected": "0.95", "status": "COVID-19"},
-        {"uuid": "a2", "cough_detected": "0.90", "status": "healthy"},
-        {"uuid": "a3", "cough_detected": "0.99", "status": "symptomatic"},
-        {"uuid": "a4", "cough_detected": "0.10", "status": "healthy"},
-        {"uuid": "a5", "cough_detected": "0.97", "status": ""},
-        {"uuid": "a6", "cough_detected": "0.97", "status": "healthy"},
-    ]
-    write_csv(tmp_path / "metadata_compiled.csv", [{**base, **row} for row in rows])
-    write_wav(tmp_path / "a1.ogg", 1, fmt="OGG")
-    write_wav(tmp_path / "a2.ogg", 2, fmt="OGG")
-    write_wav(tmp_path / "a3.ogg", 3, fmt="OGG")
-    write_wav(tmp_path / "a4.ogg", 4, fmt="OGG")
-    write_wav(tmp_path / "a5.ogg", 5, fmt="OGG")
-
-    recordings, report = load_coughvid(tmp_path)
-    assert {r.get("uuid"): r.label for r in recordings} == {"a1": 1, "a2": 0}
-    assert {r.source for r in recordings} == {"coughvid"} and not any(r.verified for r in recordings)
-    assert report.excluded == Counter({"status=symptomatic": 1, "status=missing": 1, "cough_detected<0.8": 1})
-    assert [p.name for p in report.missing] == ["a6.webm"]
-    with_symptomatic, _ = load_coughvid(tmp_path, symptomatic_label=0)
-    assert {r.get("uuid"): r.label for r in with_symptomatic} == {"a1": 1, "a2": 0, "a3": 0}
-    decoded, failed = decode_all(recordings, progress=False)
-    assert failed == [] and len(decoded) == 2
-
-
-def test_virufy_layout(tmp_path):
-    rows = []
-    for i, result in enumerate(["positive", "negative", "negative", "unknown", "positive"]):
-        folder = "pos" if result == "positive" else "neg"
-        relative = f"original/{folder}/cough{i}.wav"
-        if i < 4:
-            write_wav(tmp_path / "clinical" / relative, i)
-        rows.append({"patient_id": str(i // 2), "age": "50", "gender": "male", "pcr_test_result": result,
-                     "cough_path": relative})
-    write_csv(tmp_path / "clinical" / "labels.csv", rows)
-
-    recordings, report = load_virufy(tmp_path)
-    assert {r.path.name: r.label for r in recordings} == {"cough0.wav": 1, "cough1.wav": 0, "cough2.wav": 0}
-    assert all(r.verified and r.source == "virufy" for r in recordings)
-    assert report.excluded == Counter({"pcr_test_result=unknown": 1})
-    assert [p.as_posix() for p in report.missing] == ["original/pos/cough4.wav"]
-
-    write_csv(tmp_path / "clinical" / "labels.csv", [{"name": "x.wav", "result": "positive"}])
-    with pytest.raises(ValueError, match="path column"):
-        load_virufy(tmp_path)
 
 
 def _recording(i: int, source: str, label: int, sha: str | None = None) -> Recording:

@@ -262,3 +262,39 @@ def test_level_and_tilt_shift_each_example_within_its_bounds_and_keep_the_floor(
     tilted = level_and_tilt(x, 0.0, 6.0, generator)[:, :, 1]
     spread = (tilted[:, -1] - tilted[:, 0]) / (math.log(10) / 10)
     assert spread.abs().max() <= 6.0 + 1e-4 and spread.abs().max() > 1.0, "top band against bottom: the tilt"
+
+
+def test_background_noise_fills_the_quiet_frames_at_the_drawn_snr_and_leaves_half_the_batch_alone() -> None:
+    from training.gate import background_noise
+
+    x = torch.full((200, 64, 50), -13.8)  # silence at the front end's floor...
+    x[:, :, 20:25] = 0.0  # ... around a burst
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(background_noise(x, (0.0, 0.0), generator), x), "max 0: off"
+    y = background_noise(x, (10.0, 30.0), generator)
+    changed = (y != x).flatten(1).any(dim=1)
+    assert 0.35 < changed.float().mean() < 0.65, "about half the examples"
+    noisy = y[changed]
+    quiet = noisy[:, :, :20].exp().mean(dim=(1, 2))
+    snr = 10 * torch.log10(x[changed].exp().mean(dim=(1, 2)) / quiet)
+    assert snr.min() > 8.0 and snr.max() < 32.0, "the noise's level follows the drawn SNR (flicker aside)"
+    assert (noisy[:, :, 20:25] >= 0.0).all(), "noise adds power, it never removes any"
+
+
+def test_robustness_changes_do_what_their_names_say() -> None:
+    from training.gate_robustness import CHANGES, worst
+
+    rng = np.random.default_rng(0)
+    w = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 0.8).astype(np.float64)
+    out = {name: change(w, rng) for name, change in CHANGES.items()}
+    assert all(len(y) == len(w) for y in out.values())
+    np.testing.assert_array_equal(out["as recorded"], w)
+    assert 20 * np.log10(np.abs(out["quiet (-12 dB)"]).max() / np.abs(w).max()) == pytest.approx(-12.0)
+    assert np.abs(out["loud (+6 dB, clipped)"]).max() == 1.0
+    noise = out["white noise 20 dB below"] - w
+    assert 10 * np.log10(np.mean(w ** 2) / np.mean(noise ** 2)) == pytest.approx(20.0, abs=0.3)
+    high, low = (np.sin(np.arange(16000) * 2 * np.pi * hz / 16000) for hz in (3500, 200))
+    tilt = {name: np.std(CHANGES[name](high, rng)) / np.std(CHANGES[name](low, rng))
+            for name in ("brighter (pre-emphasis 0.7)", "duller (one-pole low-pass 0.7)")}
+    assert tilt["brighter (pre-emphasis 0.7)"] > 3 and tilt["duller (one-pole low-pass 0.7)"] < 1 / 3
+    assert worst({"speech": (90, 100), "breathing": (86, 100), "cough: coswara": (100, 100)}) == "speech 90/100"

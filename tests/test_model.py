@@ -13,12 +13,10 @@ import numpy as np
 import pytest
 
 from coughkd.audio import load_audio
-from coughkd.model import OUTPUTS, ModelError, StudentRuntime, read_manifest
+from coughkd.model import F32, OUTPUTS, ModelError, StudentRuntime, read_manifest
 from coughkd.predict import sigmoid, softmax
 from tests.conftest import SHIPPED
 from tests.model_fixture import make_model_dir, reference
-
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 @pytest.fixture(scope="module")

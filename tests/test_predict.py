@@ -13,13 +13,12 @@ import coughkd
 from coughkd import AudioError, CoughModel, EventScore, ModelError, Prediction
 from coughkd.audio import load_audio
 from coughkd.features import HOP_LENGTH, N_MELS, WINDOW_FRAMES, chunks
-from coughkd.model import MODEL_DIR
+from coughkd.model import F32, MODEL_DIR
 from coughkd.predict import aggregate, score, sigmoid, softmax, sound_type
 from tests.conftest import SHIPPED, SHIPPED_PROBLEM
 from tests.model_fixture import make_model_dir, reference
 from training.lib.clips import centred_slices, clip_features
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -47,7 +47,7 @@ from coughkd.predict import aggregate, score, sigmoid
 from training.lib.card import CROSSVAL_END, CROSSVAL_START, quote, section
 from training.lib.clips import ClipFeatures, ClipSet, features, load_run
 from training.lib.configurator import configure
-from training.lib.distillation import member_logits, student_inputs, train_student
+from training.lib.distillation import member_logits, recipe, student_inputs, train_student
 from training.lib.metrics import evaluate_scores, paired_differences
 from training.lib.probe import MfccBaseline, covid_logits
 from training.models.students import (
@@ -163,9 +163,7 @@ def main(argv: list[str]) -> dict:
     _, kept = cross_validated_rows(clips)
     clips, cache = clips.subset(kept), {k: v[kept] for k, v in cache.items()}
     shipped = torch.load(run / f"student_{config['family']}.pt", map_location="cpu", weights_only=False)
-    # checkpoints from before layer matching (the shipped one) lack its settings: it was off
-    off = {"layer_weight": 0.0, "layers": "4,8,12"}
-    student_config = {**off, **shipped["distill"], "family": config["family"], "run_dir": str(run)}
+    student_config = {**recipe(shipped), "family": config["family"], "run_dir": str(run)}
     if config["epochs"] > 0:
         student_config["epochs"] = config["epochs"]
     if config["student_seed"] >= 0:

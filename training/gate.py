@@ -9,6 +9,9 @@ speech or an everyday sound around them. EfficientAT mn04 tags every clip and ev
 tags become soft sound-type targets, blended with the known label of each clip (``tag_weight``). The network
 (students.SoundTypeCNN) learns from whole clips (up to ``max_seconds`` around their first event) and from event
 windows, so both of the runtime's calls are trained; losses are balanced over sound types, then over data sets.
+While it trains, a read-out of its embedding also learns all 527 AudioSet classes of the tagger (GateTraining), and
+its inputs come at random levels, tilts and background noise (level_and_tilt, background_noise): real recordings
+come from other microphones and rooms than these data sets. Why these settings: docs/experiments.md.
 The gate's threshold is chosen on the validation clips (evaluate.choose_gate_threshold). Writes ``sound_cnn.pt``
 and ``sounds.json`` (every clip's data set, kind, channel, split and sound type).
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -32,30 +36,15 @@ from tqdm import tqdm
 from coughkd.audio import SAMPLE_RATE
 from coughkd.features import HOP_LENGTH, LOG_OFFSET
 from coughkd.model import SOUND_TYPES
-from coughkd.predict import softmax
 from training.lib.clips import ClipFeatures, ClipSet, centred_slices, features
 from training.lib.configurator import configure
-from training.lib.data import (
-    COSWARA,
-    ESC10,
-    ESC10_FOLDS,
-    SPEECH_COMMANDS,
-    decode_all,
-    group_split,
-    load_coswara,
-    load_esc10,
-    load_speech_commands,
-    split_by_fold,
-)
 from training.lib.distillation import RandomCrops, SimilarLengths, spec_masks
-from training.lib.metrics import choose_gate_threshold, gate_groups
+from training.lib.metrics import choose_gate_threshold, gate_groups, gate_rates
 from training.lib.sounds import (
     SoundClips,
-    from_clip_set,
-    from_recordings,
-    mixtures,
+    gate_probabilities,
+    sound_set,
     teacher_distribution,
-    telephone_copies,
 )
 from training.models.efficientat import N_CLASSES
 from training.models.students import SoundTypeCNN, count_parameters
@@ -68,12 +57,14 @@ tag_cache = "runs/cache/efficientat_tags.npz"  # the teacher's AudioSet logits k
 min_quality = 1  # Coswara files its listeners rated below this (0 = bad: silent, noise only, wrong content) are out
 n_mixtures = 400  # cough + speech/other recordings made for the training split (a quarter as many for val and test)
 tag_weight = 0.3  # target = (1 - w) * known label + w * the teacher's sound-type distribution
-gain_db = 0.0  # training inputs at a random level within +-gain_db (level_and_tilt)
-tilt_db = 0.0  # ... and a random spectral tilt within +-tilt_db across the band
-all_tags_weight = 0.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
+gain_db = 6.0  # training inputs at a random level within +-gain_db (level_and_tilt)
+tilt_db = 6.0  # ... and a random spectral tilt within +-tilt_db across the band
+noise_snr_min_db = 5.0  # half the training inputs with background noise at an SNR in [min, max] dB
+noise_snr_max_db = 35.0  # (background_noise; max 0: off)
+all_tags_weight = 1.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
 windows_per_clip = 2  # event windows per clip trained on (and tagged by the teacher)
 max_seconds = 10.0  # whole-clip items are cut to this much around their first event
-epochs = 15
+epochs = 30
 limit = 0  # > 0: at most this many recordings of each real data set (smoke runs)
 resume = False  # True: load run_dir/sound_cnn.pt instead of training (the sound set is still built, for evaluation)
 batch_size = 32
@@ -83,45 +74,6 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 MIN_SECONDS = 1.0  # shorter inputs are zero padded for the teacher, whose pooling wants a few frames
-
-
-def real_sounds(config: dict) -> tuple[SoundClips, dict]:
-    """Coswara, ESC-10 and Speech Commands decoded and split (participant / fold / speaker disjoint, seeded), with
-    what each loader dropped and why."""
-    cache = Path(config["audio_cache"])
-    coswara, coswara_report = load_coswara(COSWARA, min_quality=config["min_quality"])
-    esc, esc_report = load_esc10(ESC10)
-    speech, speech_report = load_speech_commands(SPEECH_COMMANDS)
-    if config["limit"]:
-        rng = np.random.default_rng(config["seed"])
-        coswara, esc, speech = ([r[i] for i in np.sort(rng.permutation(len(r))[:config["limit"]])]
-                                for r in (coswara, esc, speech))
-    splits = {
-        "coswara": group_split(coswara, "participant", seed=config["seed"]),
-        "esc10": split_by_fold(esc, ESC10_FOLDS),
-        "speech-commands": group_split(speech, "speaker", seed=config["seed"]),
-    }
-    parts, reports = [], {}
-    for dataset, recordings, report in (("coswara", coswara, coswara_report), ("esc10", esc, esc_report),
-                                        ("speech-commands", speech, speech_report)):
-        split_of = {r.sha256: name for name, members in splits[dataset].items() for r in members}
-        chosen = [r for r in recordings if r.sha256 in split_of]
-        decoded, _ = decode_all(chosen, cache_dir=cache, report=report)
-        parts.append(from_recordings(decoded, split_of, dataset))
-        reports[dataset] = report.as_dict()
-        print(report)
-    return SoundClips.concatenate(parts), reports
-
-
-def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
-    """Everything the gate learns from and is measured on, in one set (see the module docstring)."""
-    real, reports = real_sounds(config)
-    base = SoundClips.concatenate([from_clip_set(clips), real])
-    with_lines = SoundClips.concatenate([base, telephone_copies(base)])
-    made = [mixtures(with_lines, n, split, config["seed"])
-            for split, n in (("train", config["n_mixtures"]), ("val", config["n_mixtures"] // 4),
-                             ("test", config["n_mixtures"] // 4))]
-    return SoundClips.concatenate([with_lines, *made]), reports
 
 
 def items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
@@ -199,6 +151,25 @@ def level_and_tilt(x: torch.Tensor, gain_db: float, tilt_db: float, generator: t
     return torch.clamp(x + (gain + tilt * ramp).to(x.device), min=math.log(LOG_OFFSET))
 
 
+def background_noise(x: torch.Tensor, snr_db: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """Half the examples' log-mels with a steady background noise added in the power domain, at a random
+    signal-to-noise ratio within ``snr_db`` (against the example's mean power) and a random colour (white to
+    brown or blue), flickering frame to frame as real noise does: most rooms and phones are not silent, and a gate
+    that learnt "a cough is a burst in silence" refuses coughs in a noisy room."""
+    if not snr_db[1]:
+        return x
+    batch, bins, frames = x.shape
+    power = torch.exp(x)
+    snr = snr_db[0] + torch.rand(batch, 1, 1, generator=generator) * (snr_db[1] - snr_db[0])
+    colour = 10 ** ((torch.rand(batch, 1, 1, generator=generator) * 2 - 1) * 1.2 * torch.linspace(-0.5, 0.5, bins)
+                    .view(1, -1, 1))
+    level = power.mean(dim=(1, 2), keepdim=True) * 10 ** (-snr.to(x.device) / 10) / colour.mean(dim=1, keepdim=True)
+    flicker = torch.exp(0.3 * torch.randn(batch, bins, frames, generator=generator))
+    noisy = torch.log(power + (level * colour.to(x.device) * flicker.to(x.device)) + LOG_OFFSET)
+    chosen = (torch.rand(batch, 1, 1, generator=generator) < 0.5).to(x.device)
+    return torch.where(chosen, noisy, x)
+
+
 class GateTraining(nn.Module):
     """The gate and, while it trains, a linear read-out of all the teacher's AudioSet classes from the gate's
     embedding: the tagger's full judgement (a bark is not a cough, whatever the four types say) shapes the embedding,
@@ -218,13 +189,6 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch
     """Weighted mean of -sum(target * log softmax(logits)): the distillation loss for a distribution target."""
     per_item = -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1)
     return (per_item * weight).sum() / weight.sum().clamp(min=1e-8)
-
-
-@torch.no_grad()
-def gate_probabilities(model: SoundTypeCNN, feats: list[ClipFeatures]) -> np.ndarray:
-    """(n, len(SOUND_TYPES)) of whole clips, as the runtime reads a clip of up to 30 s (one call on its log-mel)."""
-    model.eval()
-    return np.stack([softmax(model(torch.from_numpy(f.log_mel[None])).numpy()[0]) for f in feats])
 
 
 def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> dict:
@@ -256,6 +220,7 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
         total = 0.0
         for x, batch in loader:
             x = level_and_tilt(x, config["gain_db"], config["tilt_db"], generator)
+            x = background_noise(x, (config["noise_snr_min_db"], config["noise_snr_max_db"]), generator)
             logits, tag_logits = model(spec_masks(x, generator))
             loss = soft_cross_entropy(logits, batch["target"], batch["weight"])
             if config["all_tags_weight"]:
@@ -270,10 +235,15 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
     model = accelerator.unwrap_model(model).gate
     val = np.flatnonzero(sounds.split == "val")
     groups = gate_groups(sounds.subset(sounds.split == "val"))
-    threshold = choose_gate_threshold(gate_probabilities(model, [feats[i] for i in val])[:, 0], groups)
+    p_cough = gate_probabilities(model, [feats[i] for i in val])[:, 0]
+    threshold = choose_gate_threshold(p_cough, groups)
+    real = groups != ""
+    validation = {"rates": gate_rates(p_cough, groups, threshold),
+                  "auc": float(roc_auc_score(np.char.startswith(groups[real], "cough"), p_cough[real]))}
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return {"state_dict": state, "parameters": count_parameters(model), "threshold": threshold, "history": history,
-            "items": len(owners), "config": {k: v for k, v in config.items() if k != "run_dir"}}
+            "items": len(owners), "validation": validation,
+            "config": {k: v for k, v in config.items() if k != "run_dir"}}
 
 
 def describe(sounds: SoundClips) -> list[dict]:
@@ -287,6 +257,7 @@ def describe(sounds: SoundClips) -> list[dict]:
 def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: str = tag_cache,
         min_quality: int = min_quality, n_mixtures: int = n_mixtures, tag_weight: float = tag_weight,
         all_tags_weight: float = all_tags_weight, gain_db: float = gain_db, tilt_db: float = tilt_db,
+        noise_snr_min_db: float = noise_snr_min_db, noise_snr_max_db: float = noise_snr_max_db,
         windows_per_clip: int = windows_per_clip,
         max_seconds: float = max_seconds, epochs: int = epochs, limit: int = limit, resume: bool = resume,
         batch_size: int = batch_size, learning_rate: float = learning_rate, weight_decay: float = weight_decay,
@@ -308,6 +279,8 @@ def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: st
         counts = {name: int((sounds.split == name).sum()) for name in ("train", "val", "test")}
         print(f"gate: {checkpoint['parameters']:,} parameters, {checkpoint['items']:,} training items, clips per "
               f"split {counts}, threshold {checkpoint['threshold']:.3f} -> {run / 'sound_cnn.pt'}")
+        rates = ", ".join(f"{g} {k}/{n}" for g, (k, n) in checkpoint["validation"]["rates"].items())
+        print(f"validation clips treated right: {rates}; cough-vs-rest AUC {checkpoint['validation']['auc']:.4f}")
     return checkpoint, sounds, feats
 
 

@@ -9,6 +9,7 @@ import torch
 
 from bench.render import fmt_ms, fmt_x
 from bench.timing import REFERENCE, ratio
+from training.lib.distillation import recipe
 from training.lib.metrics import format_auc, gate_tables, markdown_table, paired_table
 
 # The card's speed section lies between these markers; `python -m bench` rewrites it for the model it measured.
@@ -144,14 +145,15 @@ it to decide anything about anyone's health.
   logits are cross-fitted, so the student learns what the teacher predicts for recordings it has not seen).
   Teacher within-source AUC: validation {s['teacher']['val_within_source_auc']:.3f}, test
   {s['teacher']['test_within_source_auc']:.3f} (test figures with CIs in the table below).
-  Distillation: {distillation(s['checkpoints'][s['shipped']]['distill'])}, on whole recordings (batches of
+  Distillation: {distillation(recipe(s['checkpoints'][s['shipped']]))}, on whole recordings (batches of
   recordings of nearly equal length, cut to the shortest); its auxiliary cough head (not exported) learns from
   {cough_targets(config)} on the data set's coughs and on
   {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
 - The gate (`training.gate`, `students.SoundTypeCNN`) is distilled from mn04's AudioSet tags on real recordings:
   its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
   {g['config']['tag_weight']}; `training.lib.sounds` says which AudioSet classes make each type), on whole clips and
-  on event windows. Throat clearing counts as a cough; sneezes and laughter count as other sounds.
+  on event windows{gate_recipe(g['config'])}. Throat clearing counts as a cough; sneezes and laughter count as other
+  sounds.
 
 ## Data
 - `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio).
@@ -244,6 +246,25 @@ Not measured for this model yet: run `python -m bench`, which writes its figures
 ```
 Run on {s['machine']}, {s['minutes']:.1f} minutes, torch {torch.__version__}.{resumed_note(s['resumed'])}
 """
+
+
+def gate_recipe(config: dict) -> str:
+    """The card's words on the gate's training beyond its targets: the read-out of every AudioSet class, the level
+    and tilt augmentation, the epochs."""
+    words = []
+    if config.get("all_tags_weight"):
+        words.append(f"; while it trains, a linear read-out of its embedding also learns the tagger's probabilities of "
+                     f"all 527 AudioSet classes (weight {config['all_tags_weight']}; the read-out is dropped after "
+                     "training), so the tagger's finer judgement (a bark, a sneeze, a rooster are not coughs, whatever "
+                     "the four types say) shapes what the gate hears")
+    if config.get("gain_db") or config.get("tilt_db"):
+        words.append(f"; each training input at a random level (+-{config.get('gain_db', 0):g} dB) and spectral tilt "
+                     f"(+-{config.get('tilt_db', 0):g} dB across the band), as other microphones give it")
+    if config.get("noise_snr_max_db"):
+        words.append(f"; half of them with steady background noise at {config['noise_snr_min_db']:g}-"
+                     f"{config['noise_snr_max_db']:g} dB signal-to-noise, as most rooms have (docs/experiments.md: "
+                     "without it, coughs in a noisy room were refused)")
+    return "".join(words) + f"; {config['epochs']} epochs"
 
 
 def in_words(paired: dict[str, dict], model: str) -> str:

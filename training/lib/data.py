@@ -224,48 +224,6 @@ def load_covid19_cough(
     return _finish(recordings, report, only_verified_positives)
 
 
-COUGHVID_LABELS = {"COVID-19": 1, "healthy": 0}
-COUGHVID_EXTENSIONS = (".webm", ".ogg", ".wav")
-
-
-def load_coughvid(
-    root: Path,
-    min_cough_probability: float = 0.8,
-    symptomatic_label: int | None = None,
-    only_verified_positives: bool = False,
-) -> tuple[list[Recording], LoadReport]:
-    """COUGHVID: `metadata_compiled.csv` (uuid, status, cough_detected, ...) + `<uuid>.webm|.ogg`.
-
-    Status is self-reported (never PCR-verified). `symptomatic` has no test behind it, so it is dropped
-    unless `symptomatic_label` says otherwise; clips the dataset's own detector doubts
-    (cough_detected < min_cough_probability, 0.8 as its authors suggest) are dropped too.
-    """
-    root = Path(root)
-    report = LoadReport("coughvid")
-    labels = dict(COUGHVID_LABELS)
-    if symptomatic_label is not None:
-        labels["symptomatic"] = symptomatic_label
-    recordings = []
-    for row in _read_csv(root / "metadata_compiled.csv", ("uuid", "status", "cough_detected")):
-        status = row["status"]
-        if status not in labels:
-            report.excluded[f"status={status or 'missing'}"] += 1
-            continue
-        probability = float(row["cough_detected"] or 0.0)
-        if probability < min_cough_probability:
-            report.excluded[f"cough_detected<{min_cough_probability}"] += 1
-            continue
-        path = next((p for ext in COUGHVID_EXTENSIONS if (p := root / f"{row['uuid']}{ext}").is_file()), None)
-        if path is None:
-            report.missing.append(root / f"{row['uuid']}{COUGHVID_EXTENSIONS[0]}")
-            continue
-        report.found += 1
-        meta = _meta(uuid=row["uuid"], status=status, cough_detected=probability,
-                     age=row.get("age"), gender=row.get("gender"))
-        recordings.append(Recording(path, labels[status], "coughvid", sha256_file(path), False, meta))
-    return _finish(recordings, report, only_verified_positives)
-
-
 COSWARA_LABELS = {"positive_mild": 1, "positive_moderate": 1, "positive_asymp": 1, "healthy": 0}
 COSWARA_SOUND_TYPES = {
     "cough-heavy": "cough",
@@ -412,59 +370,6 @@ def load_speech_commands(root: Path = SPEECH_COMMANDS) -> tuple[list[Recording],
                 meta = _meta(speaker=clip[1], word=folder.name, sound_type="speech")
                 recordings.append(Recording(path, -1, "speech-commands", sha256_file(path), False, meta))
     return _count(recordings, report)
-
-
-VIRUFY_PATH_COLUMNS = ("cough_path", "cough_filename", "filename", "file", "path")
-VIRUFY_LABEL_COLUMNS = ("pcr_test_result", "corona_test", "covid19", "label")
-POSITIVE_VALUES = {"positive", "pos", "1", "true", "yes", "covid-19"}
-NEGATIVE_VALUES = {"negative", "neg", "0", "false", "no", "healthy"}
-
-
-def load_virufy(root: Path, csv_path: Path | None = None) -> tuple[list[Recording], LoadReport]:
-    """Virufy clinical data: `labels.csv` with a file-path column and a PCR result column.
-
-    The column names have changed between Virufy releases, so the first present name from
-    VIRUFY_PATH_COLUMNS / VIRUFY_LABEL_COLUMNS is used, and a CSV with neither fails loudly.
-    Paths are resolved against the CSV's folder, then `root`, then by file name anywhere under `root`.
-    Labels come from PCR tests (both classes), so every recording is `verified`.
-    """
-    root = Path(root)
-    if csv_path is None:
-        csv_path = root / "labels.csv" if (root / "labels.csv").is_file() else next(root.rglob("labels.csv"), None)
-        if csv_path is None:
-            raise FileNotFoundError(f"no labels.csv under {root}")
-    csv_path = Path(csv_path)
-    report = LoadReport("virufy")
-    rows = _read_csv(csv_path, ())
-    columns = rows[0].keys() if rows else ()
-    path_col = next((c for c in VIRUFY_PATH_COLUMNS if c in columns), None)
-    label_col = next((c for c in VIRUFY_LABEL_COLUMNS if c in columns), None)
-    if path_col is None or label_col is None:
-        raise ValueError(
-            f"{csv_path}: need a path column {VIRUFY_PATH_COLUMNS} and a label column {VIRUFY_LABEL_COLUMNS}; "
-            f"found {list(columns)}"
-        )
-    by_name: dict[str, Path] | None = None
-    recordings = []
-    for row in rows:
-        value = row[label_col].lower()
-        if value not in POSITIVE_VALUES | NEGATIVE_VALUES:
-            report.excluded[f"{label_col}={value or 'missing'}"] += 1
-            continue
-        relative = Path(row[path_col])
-        path = next((p for p in (csv_path.parent / relative, root / relative) if p.is_file()), None)
-        if path is None:
-            if by_name is None:
-                by_name = {p.name: p for p in root.rglob("*") if p.is_file()}
-            path = by_name.get(relative.name)
-        if path is None:
-            report.missing.append(relative)
-            continue
-        report.found += 1
-        meta = _meta(participant=row.get("patient_id"), file=row[path_col], age=row.get("age"),
-                     gender=row.get("gender"))
-        recordings.append(Recording(path, int(value in POSITIVE_VALUES), "virufy", sha256_file(path), True, meta))
-    return _finish(recordings, report, only_verified_positives=False)
 
 
 def _cache_path(cache_dir: Path, rec: Recording) -> Path:

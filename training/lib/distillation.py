@@ -34,6 +34,16 @@ def window_inputs(feats: list[ClipFeatures], family: str) -> list[np.ndarray]:
     return [centred_slices(f.waveform, f.centres, SAMPLE_RATE) for f in feats]
 
 
+# What a student checkpoint from before layer matching was distilled with: none (it has no such settings).
+BEFORE_LAYER_MATCHING = {"layer_weight": 0.0, "layers": "4,8,12"}
+
+
+def recipe(checkpoint: dict) -> dict:
+    """A student checkpoint's distillation settings, layer matching's filled in as off where the checkpoint predates
+    them."""
+    return {**BEFORE_LAYER_MATCHING, **checkpoint["distill"]}
+
+
 class SimilarLengths(Sampler):
     """Batches of clips of nearly the same duration, in a new random order every epoch, so that cropping a batch to
     its shortest clip throws little away: the COVID-19 signal of this data lies in whole-clip statistics, and

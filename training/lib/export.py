@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.model import FORMAT, INPUT, OUTPUTS, SOUND_TYPES, input_spec, sha256_file
+from coughkd.model import F32, FORMAT, INPUT, OUTPUTS, SOUND_TYPES, input_spec, sha256_file
 from training.lib.clips import ClipFeatures, ClipSet, PackedClips, centred_slices, clip_scores
 from training.lib.metrics import within_source_auc
 from training.lib.sounds import SoundClips
@@ -34,8 +34,6 @@ PARITY_TOLERANCE = 1e-4  # on the logits; the frame energies (dB) are held to PA
 PARITY_TOLERANCE_DB = 1e-2
 # 0.3 s (the shortest input the runtime takes), 0.5 s, 1 s, 3 s, 10 s and 30 s of audio.
 PARITY_SECONDS = (0.3, 0.5, 1.0, 3.0, 10.0, 30.0)
-# This CPU would otherwise run FP32 IRs in bf16, which hides export bugs behind rounding noise.
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 # Only the CNNs' own layers are quantized: the front end (the DFT and the low-pass need the waveform's dynamic
 # range), the MFCC statistics and their read-out, and the pooling and heads of the clip and window scores (the
 # graph's top-level ops) stay in float; quantizing them too moved the COVID-19 logit by up to 2.4 on real audio.

@@ -439,6 +439,19 @@ def gate_rates(p_cough: np.ndarray, groups: np.ndarray, threshold: float) -> dic
     return rates
 
 
+def gate_bar(group: str) -> float:
+    """The bar a gate_groups group is held to: its sound type's (every "cough: <data set>" group the cough bar)."""
+    return GATE_BARS[group.split(":")[0]]
+
+
+def worst_group(rates: dict[str, tuple[int, int]]) -> tuple[str, float]:
+    """The group of gate_rates furthest below (or least above) its bar, and its margin: share treated right minus
+    the bar."""
+    margins = {group: k / n - gate_bar(group) for group, (k, n) in rates.items()}
+    group = min(margins, key=margins.__getitem__)
+    return group, margins[group]
+
+
 def choose_gate_threshold(p_cough: np.ndarray, groups: np.ndarray) -> float:
     """The threshold whose worst group is furthest above its bar (GATE_BARS), on validation clips: the bars are what
     the gate promises, so no group is traded away for another. Ties: the middle of the best run of candidates."""
@@ -446,7 +459,7 @@ def choose_gate_threshold(p_cough: np.ndarray, groups: np.ndarray) -> float:
     margins = []
     for t in candidates:
         rates = gate_rates(p_cough, groups, t)
-        margins.append(min(k / n - GATE_BARS[g.split(":")[0]] for g, (k, n) in rates.items()))
+        margins.append(worst_group(rates)[1])
     best = np.flatnonzero(np.isclose(margins, max(margins)))
     return float(candidates[best[len(best) // 2]])
 
@@ -479,7 +492,7 @@ def gate_report(sounds, cough_probability: np.ndarray, predicted: Sequence[str],
     groups = gate_groups(sounds)
     promises = {}
     for group, (k, n) in gate_rates(cough_probability, groups, threshold).items():
-        bar = GATE_BARS[group.split(":")[0]]
+        bar = gate_bar(group)
         promises[group] = {"right": k, "n": n, "share": k / n, "ci": wilson_interval(k, n), "bar": bar,
                            "held": k / n >= bar}
     real = groups != ""

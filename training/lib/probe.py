@@ -24,14 +24,15 @@ from training.models.students import MfccStatistics
 C_GRID = (0.001, 0.01, 0.1)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, seed: int) -> GridSearchCV | None:
-    """Standardise -> class-balanced logistic regression, C by 5-fold ROC AUC; None when a class is too rare."""
+def _fit(x: np.ndarray, y: np.ndarray, seed: int, grid: Sequence[float] = C_GRID) -> GridSearchCV | None:
+    """Standardise -> class-balanced logistic regression, C from ``grid`` by 5-fold ROC AUC; None when a class is too
+    rare."""
     folds = min(5, int(np.bincount(y, minlength=2).min()))
     if folds < 2:
         return None
     search = GridSearchCV(
         make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000)),
-        {"logisticregression__C": list(C_GRID)},
+        {"logisticregression__C": list(grid)},
         scoring="roc_auc",
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
     )
@@ -125,18 +126,9 @@ class MfccBaseline:
         self.model: GridSearchCV | None = None
 
     def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int]) -> MfccBaseline:
-        y = np.asarray(labels).astype(int)
-        folds = min(5, int(np.bincount(y, minlength=2).min()))
-        if folds < 2:
+        self.model = _fit(mfcc_statistics(waveforms), np.asarray(labels).astype(int), self.seed, self.C_GRID)
+        if self.model is None:
             raise ValueError("the baseline needs at least 2 recordings of each class")
-        pipeline = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000))
-        self.model = GridSearchCV(
-            pipeline,
-            {"logisticregression__C": list(self.C_GRID)},
-            scoring="roc_auc",
-            cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
-        )
-        self.model.fit(mfcc_statistics(waveforms), y)
         return self
 
     def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The sound-type gate's data: real recordings of coughs, speech, breathing and everyday sounds, their telephone
-versions, cough recordings with other sounds around them, and the teacher's judgement of each as soft targets.
+versions, cough recordings with other sounds around them, and the teacher's judgement of each as soft targets; the
+whole set assembled (sound_set) and read by a gate as the runtime reads a clip (gate_probabilities).
 
 What each sound type holds (coughkd.model.SOUND_TYPES), decided here for every source:
 - cough: covid19-cough recordings, Coswara cough-heavy/-shallow; of AudioSet's classes Cough and Throat clearing
@@ -14,16 +15,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soxr
+import torch
 
 from coughkd.audio import SAMPLE_RATE, load_audio
 from coughkd.features import MAX_CLIP_SECONDS, TELEPHONE_RATE
 from coughkd.model import SOUND_TYPES
-from coughkd.predict import sigmoid
-from training.lib.clips import ClipSet, PackedClips
-from training.lib.data import Recording
+from coughkd.predict import sigmoid, softmax
+from training.lib.clips import ClipFeatures, ClipSet, PackedClips
+from training.lib.data import (
+    COSWARA,
+    ESC10,
+    ESC10_FOLDS,
+    SPEECH_COMMANDS,
+    Recording,
+    decode_all,
+    group_split,
+    load_coswara,
+    load_esc10,
+    load_speech_commands,
+    split_by_fold,
+)
+from training.models.students import SoundTypeCNN
 
 # AudioSet class indices (../shared/models/audioset_class_labels_indices.csv) of each named sound type.
 TAG_CLASSES = {
@@ -140,3 +156,50 @@ def _piece(waveform: np.ndarray, rng: np.random.Generator, seconds: float = 4.0)
     start = int(rng.integers(0, len(waveform) - size + 1))
     piece = waveform[start:start + size]
     return piece / max(float(np.abs(piece).max()), 1e-9)
+
+
+def real_sounds(config: dict) -> tuple[SoundClips, dict]:
+    """Coswara, ESC-10 and Speech Commands decoded and split (participant / fold / speaker disjoint, seeded), with
+    what each loader dropped and why."""
+    cache = Path(config["audio_cache"])
+    coswara, coswara_report = load_coswara(COSWARA, min_quality=config["min_quality"])
+    esc, esc_report = load_esc10(ESC10)
+    speech, speech_report = load_speech_commands(SPEECH_COMMANDS)
+    if config["limit"]:
+        rng = np.random.default_rng(config["seed"])
+        coswara, esc, speech = ([r[i] for i in np.sort(rng.permutation(len(r))[:config["limit"]])]
+                                for r in (coswara, esc, speech))
+    splits = {
+        "coswara": group_split(coswara, "participant", seed=config["seed"]),
+        "esc10": split_by_fold(esc, ESC10_FOLDS),
+        "speech-commands": group_split(speech, "speaker", seed=config["seed"]),
+    }
+    parts, reports = [], {}
+    for dataset, recordings, report in (("coswara", coswara, coswara_report), ("esc10", esc, esc_report),
+                                        ("speech-commands", speech, speech_report)):
+        split_of = {r.sha256: name for name, members in splits[dataset].items() for r in members}
+        chosen = [r for r in recordings if r.sha256 in split_of]
+        decoded, _ = decode_all(chosen, cache_dir=cache, report=report)
+        parts.append(from_recordings(decoded, split_of, dataset))
+        reports[dataset] = report.as_dict()
+        print(report)
+    return SoundClips.concatenate(parts), reports
+
+
+def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
+    """Everything the gate learns from and is measured on, in one set: the run's clips, the real recordings, a
+    telephone copy of each wideband clip and the cough mixtures of each split (training.gate's docstring says why)."""
+    real, reports = real_sounds(config)
+    base = SoundClips.concatenate([from_clip_set(clips), real])
+    with_lines = SoundClips.concatenate([base, telephone_copies(base)])
+    made = [mixtures(with_lines, n, split, config["seed"])
+            for split, n in (("train", config["n_mixtures"]), ("val", config["n_mixtures"] // 4),
+                             ("test", config["n_mixtures"] // 4))]
+    return SoundClips.concatenate([with_lines, *made]), reports
+
+
+@torch.no_grad()
+def gate_probabilities(model: SoundTypeCNN, feats: list[ClipFeatures]) -> np.ndarray:
+    """(n, len(SOUND_TYPES)) of whole clips, as the runtime reads a clip of up to 30 s (one call on its log-mel)."""
+    model.eval()
+    return np.stack([softmax(model(torch.from_numpy(f.log_mel[None])).numpy()[0]) for f in feats])

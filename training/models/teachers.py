@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coughkd.audio import SAMPLE_RATE
 from training.models.efficientat import EfficientATMel, load_mn04
-
-SAMPLE_RATE = 16000
 
 # AudioSet indices (../shared/models/audioset_class_labels_indices.csv) used by cough_score.
 COUGH_LIKE = {"Cough": 47, "Throat clearing": 48, "Sneeze": 49}

@@ -1,0 +1,77 @@
+"""Gate checkpoints on the validation clips as other microphones and rooms would give them (never the test split).
+
+    python -m training.gate_robustness --run_dir=runs/reproduce --checkpoints=a.pt,b.pt     # a few minutes
+
+Why: the validation clips come from the same microphones as the training clips, and several gate recipes hold every
+group there; real recordings are quieter, louder, brighter, duller or noisier. Each checkpoint is read at its own
+threshold on copies of every validation clip changed one way at a time; the sound set is rebuilt with the first
+checkpoint's own settings, so the split is the one it was chosen on. Prints a markdown table: per change, the clips
+the gate treats wrongly and its worst group (docs/experiments.md quotes it).
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+import torch
+
+from training.lib.clips import ClipSet, clip_features
+from training.lib.configurator import configure
+from training.lib.metrics import gate_groups, gate_rates, worst_group
+from training.lib.sounds import gate_probabilities, sound_set
+from training.models.students import SoundTypeCNN
+
+# ---- config: plain values, override with --name=value -------------------------------------------------------------
+run_dir = "runs/latest"
+checkpoints = ""  # comma-separated gate checkpoints ("": run_dir/sound_cnn.pt)
+seed = 0  # of the added noise
+# --------------------------------------------------------------------------------------------------------------------
+
+Change = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+CHANGES: dict[str, Change] = {
+    "as recorded": lambda w, rng: w,
+    "quiet (-12 dB)": lambda w, rng: w * 10 ** (-12 / 20),
+    "loud (+6 dB, clipped)": lambda w, rng: np.clip(w * 2.0, -1.0, 1.0),
+    "brighter (pre-emphasis 0.7)": lambda w, rng: scipy.signal.lfilter([1.0, -0.7], [1.0], w),
+    "duller (one-pole low-pass 0.7)": lambda w, rng: scipy.signal.lfilter([0.3], [1.0, -0.7], w),
+    "white noise 20 dB below": lambda w, rng: w + rng.standard_normal(len(w)) * np.sqrt(np.mean(w ** 2)) * 0.1,
+}
+
+
+def worst(rates: dict[str, tuple[int, int]]) -> str:
+    """The group furthest below (or least above) its bar, as "group k/n"."""
+    group, _ = worst_group(rates)
+    k, n = rates[group]
+    return f"{group} {k}/{n}"
+
+
+def main(argv: list[str]) -> str:
+    config = configure(globals(), argv)
+    run = Path(config["run_dir"])
+    paths = [Path(p) for p in config["checkpoints"].split(",")] if config["checkpoints"] else [run / "sound_cnn.pt"]
+    gates = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    sounds, _ = sound_set(ClipSet.load(run / "clips.npz"), gates[0]["config"])
+    val = np.flatnonzero(sounds.split == "val")
+    groups = gate_groups(sounds.subset(sounds.split == "val"))
+    rng = np.random.default_rng(config["seed"])
+    changed = {name: [clip_features(change(sounds.waveform(i).astype(np.float64), rng).astype(np.float32))
+                      for i in val] for name, change in CHANGES.items()}
+    lines = ["| checkpoint | " + " | ".join(CHANGES) + " |", "|---|" + "---|" * len(CHANGES)]
+    for path, checkpoint in zip(paths, gates):
+        model = SoundTypeCNN()
+        model.load_state_dict(checkpoint["state_dict"])
+        cells = []
+        for feats in changed.values():
+            rates = gate_rates(gate_probabilities(model, feats)[:, 0], groups, checkpoint["threshold"])
+            cells.append(f"{sum(n - k for k, n in rates.values())} wrong; worst {worst(rates)}")
+        lines.append(f"| {path.name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    print(f"{len(val)} validation clips, each checkpoint at its own threshold:\n\n{table}")
+    return table
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
