@@ -51,6 +51,10 @@ def test_teacher_distribution_maps_audioset_to_sound_types() -> None:
     assert both[0] == pytest.approx(both[1]) and both[3] < 0.1  # a cough with speech over it: both, not "other"
     silence = teacher_distribution(tags())[0]
     assert silence[3] > 0.99
+    # A sneeze the tagger also hears as a cough: its sneeze tag outvotes the cough tag, which alone would say cough.
+    sneeze = teacher_distribution(tags(Cough=0.6, Sneeze=0.9))[0]
+    assert SOUND_TYPES[int(np.argmax(sneeze))] == "other" and sneeze[3] > sneeze[0]
+    assert SOUND_TYPES[int(np.argmax(teacher_distribution(tags(Cough=0.6))[0]))] == "cough"
 
 
 def test_mu_law_is_a_lossy_8_bit_round_trip() -> None:
@@ -281,6 +285,26 @@ def test_background_noise_fills_the_quiet_frames_at_the_drawn_snr_and_leaves_hal
     assert (noisy[:, :, 20:25] >= 0.0).all(), "noise adds power, it never removes any"
 
 
+def test_reverberation_adds_a_decaying_tail_after_each_sound_and_leaves_half_the_batch_alone() -> None:
+    from coughkd.features import LOG_OFFSET
+    from training.gate import reverberation
+
+    x = torch.full((200, 64, 120), float(np.log(LOG_OFFSET)))
+    x[:, :, 20] = 0.0  # one frame of power 1 in silence
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(reverberation(x, (0.2, 0.0), (0.0, 12.0), generator), x), "max 0: off"
+    y = reverberation(x, (0.2, 1.0), (0.0, 12.0), generator)
+    changed = (y - x).abs().flatten(1).amax(dim=1) > 1e-3
+    assert 0.35 < changed.float().mean() < 0.65, "about half the examples"
+    power = y[changed].exp()
+    assert torch.allclose(power[:, :, 20], torch.ones_like(power[:, :, 20]), atol=1e-3), "the direct sound stays"
+    assert (power[:, :, :20] < 1e-4).all(), "nothing before the sound"
+    tail = power[:, :, 21:].sum(dim=-1)
+    drr = -10 * torch.log10(tail)
+    assert drr.min() > -0.5 and drr.max() < 12.5, "the tail's energy follows the drawn direct-to-reverberant ratio"
+    assert (power[:, :, 21] > power[:, :, 40]).all(), "and decays"
+
+
 def test_robustness_changes_do_what_their_names_say() -> None:
     from training.gate_robustness import CHANGES, worst
 
@@ -297,4 +321,8 @@ def test_robustness_changes_do_what_their_names_say() -> None:
     tilt = {name: np.std(CHANGES[name](high, rng)) / np.std(CHANGES[name](low, rng))
             for name in ("brighter (pre-emphasis 0.7)", "duller (one-pole low-pass 0.7)")}
     assert tilt["brighter (pre-emphasis 0.7)"] > 3 and tilt["duller (one-pole low-pass 0.7)"] < 1 / 3
+    noise = rng.standard_normal(64000)
+    room = CHANGES["room (RT60 0.6 s, DRR 3 dB)"](noise, rng)
+    gain_db = 10 * np.log10(np.mean(room[16000:] ** 2) / np.mean(noise[16000:] ** 2))
+    assert gain_db == pytest.approx(10 * np.log10(1 + 10 ** -0.3), abs=0.3), "the tail adds 3 dB below the direct"
     assert worst({"speech": (90, 100), "breathing": (86, 100), "cough: coswara": (100, 100)}) == "speech 90/100"

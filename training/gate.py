@@ -61,6 +61,7 @@ gain_db = 6.0  # training inputs at a random level within +-gain_db (level_and_t
 tilt_db = 6.0  # ... and a random spectral tilt within +-tilt_db across the band
 noise_snr_min_db = 5.0  # half the training inputs with background noise at an SNR in [min, max] dB
 noise_snr_max_db = 35.0  # (background_noise; max 0: off)
+reverb_rt60_max_s = 0.0  # half the training inputs in a room with a reverberation time in [0.2 s, this] (0: off)
 all_tags_weight = 1.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
 windows_per_clip = 2  # event windows per clip trained on (and tagged by the teacher)
 max_seconds = 10.0  # whole-clip items are cut to this much around their first event
@@ -74,6 +75,8 @@ seed = 0
 # --------------------------------------------------------------------------------------------------------------------
 
 MIN_SECONDS = 1.0  # shorter inputs are zero padded for the teacher, whose pooling wants a few frames
+REVERB_RT60_MIN_S = 0.2  # a small furnished room
+REVERB_DRR_DB = (0.0, 12.0)  # direct-to-reverberant ratios from arm's length to close to the microphone
 
 
 def items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
@@ -151,6 +154,28 @@ def level_and_tilt(x: torch.Tensor, gain_db: float, tilt_db: float, generator: t
     return torch.clamp(x + (gain + tilt * ramp).to(x.device), min=math.log(LOG_OFFSET))
 
 
+def reverberation(x: torch.Tensor, rt60_s: tuple[float, float], drr_db: tuple[float, float],
+                  generator: torch.Generator) -> torch.Tensor:
+    """Half the examples' log-mels as a room would give them: each band's power followed by an exponentially
+    decaying tail (a reverberation time within ``rt60_s``, a direct-to-reverberant ratio within ``drr_db``). A phone
+    a metre away in a bathroom smears a cough's burst over the following frames, which no training recording has."""
+    if not rt60_s[1]:
+        return x
+    batch, bins, frames = x.shape
+    rt60 = rt60_s[0] + torch.rand(batch, 1, generator=generator) * (rt60_s[1] - rt60_s[0])
+    drr = drr_db[0] + torch.rand(batch, 1, generator=generator) * (drr_db[1] - drr_db[0])
+    lags = torch.arange(1, int(rt60_s[1] * SAMPLE_RATE / HOP_LENGTH) + 1).view(1, -1)
+    tail = 10 ** (-6.0 * lags * HOP_LENGTH / SAMPLE_RATE / rt60)  # power falls 60 dB in rt60 seconds
+    tail = tail / tail.sum(dim=1, keepdim=True) * 10 ** (-drr / 10)
+    kernel = torch.cat([torch.ones(batch, 1), tail], dim=1).to(x.device)  # the direct sound, then the room
+    size = frames + kernel.shape[1]
+    power = torch.exp(x)
+    smeared = torch.fft.irfft(torch.fft.rfft(power, n=size) * torch.fft.rfft(kernel, n=size).unsqueeze(1), n=size)
+    reverberant = torch.log(torch.clamp(smeared[..., :frames], min=0) + LOG_OFFSET)
+    chosen = (torch.rand(batch, 1, 1, generator=generator) < 0.5).to(x.device)
+    return torch.where(chosen, reverberant, x)
+
+
 def background_noise(x: torch.Tensor, snr_db: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
     """Half the examples' log-mels with a steady background noise added in the power domain, at a random
     signal-to-noise ratio within ``snr_db`` (against the example's mean power) and a random colour (white to
@@ -220,6 +245,7 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
         total = 0.0
         for x, batch in loader:
             x = level_and_tilt(x, config["gain_db"], config["tilt_db"], generator)
+            x = reverberation(x, (REVERB_RT60_MIN_S, config["reverb_rt60_max_s"]), REVERB_DRR_DB, generator)
             x = background_noise(x, (config["noise_snr_min_db"], config["noise_snr_max_db"]), generator)
             logits, tag_logits = model(spec_masks(x, generator))
             loss = soft_cross_entropy(logits, batch["target"], batch["weight"])
@@ -258,6 +284,7 @@ def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: st
         min_quality: int = min_quality, n_mixtures: int = n_mixtures, tag_weight: float = tag_weight,
         all_tags_weight: float = all_tags_weight, gain_db: float = gain_db, tilt_db: float = tilt_db,
         noise_snr_min_db: float = noise_snr_min_db, noise_snr_max_db: float = noise_snr_max_db,
+        reverb_rt60_max_s: float = reverb_rt60_max_s,
         windows_per_clip: int = windows_per_clip,
         max_seconds: float = max_seconds, epochs: int = epochs, limit: int = limit, resume: bool = resume,
         batch_size: int = batch_size, learning_rate: float = learning_rate, weight_decay: float = weight_decay,

@@ -3,10 +3,10 @@
     python -m training.gate_robustness --run_dir=runs/reproduce --checkpoints=a.pt,b.pt     # a few minutes
 
 Why: the validation clips come from the same microphones as the training clips, and several gate recipes hold every
-group there; real recordings are quieter, louder, brighter, duller or noisier. Each checkpoint is read at its own
-threshold on copies of every validation clip changed one way at a time; the sound set is rebuilt with the first
-checkpoint's own settings, so the split is the one it was chosen on. Prints a markdown table: per change, the clips
-the gate treats wrongly and its worst group (docs/experiments.md quotes it).
+group there; real recordings are quieter, louder, brighter, duller, noisier or more reverberant. Each checkpoint is
+read at its own threshold on copies of every validation clip changed one way at a time; the sound set is rebuilt with
+the first checkpoint's own settings, so the split is the one it was chosen on. Prints a markdown table: per change,
+the clips the gate treats wrongly and its worst group (docs/experiments.md quotes it).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 import scipy.signal
 import torch
 
+from coughkd.audio import SAMPLE_RATE
 from training.lib.clips import ClipSet, clip_features
 from training.lib.configurator import configure
 from training.lib.metrics import gate_groups, gate_rates, worst_group
@@ -38,7 +39,17 @@ CHANGES: dict[str, Change] = {
     "brighter (pre-emphasis 0.7)": lambda w, rng: scipy.signal.lfilter([1.0, -0.7], [1.0], w),
     "duller (one-pole low-pass 0.7)": lambda w, rng: scipy.signal.lfilter([0.3], [1.0, -0.7], w),
     "white noise 20 dB below": lambda w, rng: w + rng.standard_normal(len(w)) * np.sqrt(np.mean(w ** 2)) * 0.1,
+    "room (RT60 0.6 s, DRR 3 dB)": lambda w, rng: scipy.signal.fftconvolve(w, room_response(0.6, 3.0, rng))[:len(w)],
 }
+
+
+def room_response(rt60_s: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic room impulse response at 16 kHz: the direct sound, then exponentially decaying noise whose energy
+    is `drr_db` below it (60 dB of decay in `rt60_s`), the standard statistical model of a diffuse reverberant tail."""
+    n = np.arange(1, int(rt60_s * SAMPLE_RATE))
+    tail = rng.standard_normal(len(n)) * 10 ** (-3.0 * n / (rt60_s * SAMPLE_RATE))
+    tail *= np.sqrt(10 ** (-drr_db / 10) / np.sum(tail ** 2))
+    return np.concatenate([[1.0], tail])
 
 
 def worst(rates: dict[str, tuple[int, int]]) -> str:

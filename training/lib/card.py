@@ -264,6 +264,9 @@ def gate_recipe(config: dict) -> str:
         words.append(f"; half of them with steady background noise at {config['noise_snr_min_db']:g}-"
                      f"{config['noise_snr_max_db']:g} dB signal-to-noise, as most rooms have (docs/experiments.md: "
                      "without it, coughs in a noisy room were refused)")
+    if config.get("reverb_rt60_max_s"):
+        words.append(f"; half of them with a room's reverberant tail (reverberation time 0.2-"
+                     f"{config['reverb_rt60_max_s']:g} s), as a phone away from the mouth hears it")
     return "".join(words) + f"; {config['epochs']} epochs"
 
 
