@@ -179,14 +179,19 @@ class _Conditioner:
             rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
 
     def add(self, block: np.ndarray) -> None:
-        if not np.isfinite(block).all():
-            raise AudioError(f"{self.name}: the recording contains invalid samples (NaN or infinity)")
+        # The float32 dot product is finite exactly when every sample is (short of overflow, redone in float64), and
+        # is digits enough for a level in dB; the float64 copy it replaces was over a third of load_audio's time.
+        squares = float(np.dot(block, block))
+        if not math.isfinite(squares):
+            if not np.isfinite(block).all():
+                raise AudioError(f"{self.name}: the recording contains invalid samples (NaN or infinity)")
+            wide = block.astype(np.float64)
+            squares = float(np.dot(wide, wide))
         self.count += block.size
         if self.count > MAX_SECONDS * self.rate:
             raise AudioError(f"{self.name}: the recording is longer than {MAX_SECONDS / 60:.0f} minutes; "
                              f"the limit is {MAX_SECONDS / 60:.0f} minutes")
-        wide = block.astype(np.float64)
-        self.sum_squares += float(np.dot(wide, wide))
+        self.sum_squares += squares
         self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
         # A copy, not a view: a view of a decoded frame would keep FFmpeg's whole frame buffer alive.
         self.blocks.append(block.copy() if self.resampler is None else self.resampler.resample_chunk(block))

@@ -47,14 +47,14 @@ def frame_energy_db(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.
 
 def _energy_events(energy: np.ndarray, duration: float, sample_rate: int) -> list[Event]:
     """Events found by hysteresis on frame energy; empty when nothing stands out (e.g. steady noise)."""
-    floor = np.percentile(energy, FLOOR_PERCENTILE)
+    floor = _percentile(energy, FLOOR_PERCENTILE)
     spread = energy.max() - floor
     if spread < MIN_RANGE_DB:
         return []
     high, low = floor + HIGH_FRACTION * spread, floor + LOW_FRACTION * spread
     # Runs of frames above the low threshold that reach the high one: hysteresis keeps a cough's quiet tail.
     above = np.concatenate(([False], energy > low, [False]))
-    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    edges = np.flatnonzero(np.diff(above.astype(np.int8))).tolist()  # Python ints: the loops below are scalar
     runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if energy[a:b].max() > high]
     frame, hop = _frame_hop(sample_rate)
     spans = []
@@ -66,6 +66,17 @@ def _energy_events(energy: np.ndarray, duration: float, sample_rate: int) -> lis
         else:
             spans.append([start, end])
     return [Event(round(float(s), 4), round(float(e), 4)) for s, e in spans if e - s >= MIN_EVENT_SECONDS]
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) (its linear method, the same float operations) for 1-D values without NaN, by
+    partial sort: np.percentile's generic machinery took a third of event detection on a 5 s clip."""
+    position = (values.size - 1) * (q / 100)
+    below = int(position)
+    above = min(below + 1, values.size - 1)
+    a, b = np.partition(values, (below, above))[[below, above]]
+    gamma = position - below
+    return float(a + (b - a) * gamma if gamma < 0.5 else b - (b - a) * (1 - gamma))
 
 
 def detect_events(energy_db: np.ndarray, duration: float, sample_rate: int = SAMPLE_RATE,

@@ -144,7 +144,7 @@ def score(network: Network, waveform: np.ndarray, window: tuple[int, int], cough
         if last < 0 or positions == 0:
             covid[k], sound[k] = out["covid_logit"].reshape(-1)[0], out["sound_logits"].reshape(-1)
             continue
-        p = int(np.clip(round((centre - starts[i] - width / 2) / hop), 0, min(last, positions - 1)))
+        p = min(max(round((centre - starts[i] - width / 2) / hop), 0), last, positions - 1)
         covid[k], sound[k] = out["window_covid_logits"][0, p], out["window_sound_logits"][0, :, p]
     event_probabilities = softmax(sound) if len(events) else np.zeros((0, len(SOUND_TYPES)))
     types = [sound_type(p, cough_threshold) for p in event_probabilities]
@@ -166,8 +166,9 @@ def predict(runtime: StudentRuntime, source: AudioSource, sample_rate: int | Non
     kind = sound_type(scores.sound_probabilities, cough_threshold)
     is_cough = kind == "cough"
     covid_probability = float(sigmoid(scores.covid_logit)) if is_cough else None
-    events = [EventScore(e.start_s, e.end_s, t, float(k), float(sigmoid(c)) if is_cough and t == "cough" else None)
-              for e, t, k, c in zip(scores.events, scores.event_types, scores.event_cough, scores.event_covid)]
+    event_covid = sigmoid(scores.event_covid).tolist()  # one call for all events: numpy is slow on scalars
+    events = [EventScore(e.start_s, e.end_s, t, k, c if is_cough and t == "cough" else None)
+              for e, t, k, c in zip(scores.events, scores.event_types, scores.event_cough.tolist(), event_covid)]
     return Prediction(
         covid_probability=covid_probability,
         covid_positive=None if covid_probability is None else covid_probability >= threshold,

@@ -4,17 +4,22 @@ Training computes its features with this module and export puts the same module 
 so training, export and run time share one implementation by construction (coughkd.features holds its constants
 and the spec the manifest records; its numpy log-mel only draws the app's figure and is the parity reference).
 
-Why this shape, for speed inside one graph on a laptop CPU:
+Why this shape, for speed inside one graph on a laptop CPU (each choice timed against the one before it with
+OpenVINO on 5 s clips, see the commit messages):
 - the band limit is a Kaiser-windowed sinc low-pass (fixed weights) applied with stride 2, which is also the
   decimation to 8 kHz: nothing above 4 kHz can reach the features, so 8 kHz and 48 kHz audio look alike. In the
-  graph it runs in polyphase form, a convolution over blocks of POLYPHASE_BLOCK samples (as channels) giving
-  POLYPHASE_BLOCK / 2 outputs each: the same sums as a one-channel strided conv1d, which CPUs run many times slower;
+  graph it runs in polyphase form, as one matmul over blocks of POLYPHASE_BLOCK samples (each row a block and the
+  ones after it that its POLYPHASE_BLOCK / 2 outputs reach): the same sums as a one-channel strided conv1d, which
+  CPUs run many times slower, and with the time axis kept where the blocks put it (a convolution over the blocks as
+  channels needed a transpose either side);
 - the STFT is a DFT as a strided convolution of the 8 kHz signal (a 200-sample periodic Hann, 25 ms, every 80
   samples, 10 ms), only for the bins the mel filterbank uses (up to 4 kHz, the same 31.25 Hz grid as a 512-point
   FFT at 16 kHz), scaled by 2 so its power matches the 400-sample analysis at 16 kHz; the squares of its cos and
-  sin outputs go through the mel filterbank stacked twice, one matmul for power and mel;
+  sin outputs go through the mel filterbank stacked twice, one matmul for power and mel, with the filterbank on
+  the left so the result is already (mels, frames) (the same DFT as a matmul over frames, or OpenVINO's STFT or
+  RDFT, ran slower);
 - the frame energy that event detection reads is the mean power of 30 ms frames of the band-limited signal every
-  10 ms (coughkd.events), an average pool of its square.
+  10 ms (coughkd.events): sums of its square over 10 ms blocks, three neighbours added (an average pool ran slower).
 """
 from __future__ import annotations
 
@@ -51,17 +56,15 @@ def low_pass_taps() -> np.ndarray:
 POLYPHASE_BLOCK = 160
 
 
-def polyphase_kernel(taps: np.ndarray, block: int = POLYPHASE_BLOCK, stride: int = DECIMATION) -> np.ndarray:
-    """(block // stride, block, spans) conv1d weights over blocks of `block` samples (the channels) such that
-    output channel q of block j is sum_k taps[k] * x[j * block + stride * q + k]."""
+def polyphase_matrix(taps: np.ndarray, block: int = POLYPHASE_BLOCK, stride: int = DECIMATION) -> np.ndarray:
+    """(spans * block, block // stride) weights such that a row of `spans` consecutive blocks of `block` samples,
+    starting at sample j * block, times column q is sum_k taps[k] * x[j * block + stride * q + k]."""
     outputs = block // stride
     spans = -(-(stride * (outputs - 1) + len(taps)) // block)
-    kernel = np.zeros((outputs, block, spans))
+    matrix = np.zeros((spans * block, outputs))
     for q in range(outputs):
-        for k, tap in enumerate(taps):
-            b, c = divmod(stride * q + k, block)
-            kernel[q, c, b] = tap
-    return kernel
+        matrix[stride * q:stride * q + len(taps), q] = taps
+    return matrix
 
 
 def dft_basis() -> np.ndarray:
@@ -82,10 +85,10 @@ class FrontEnd(nn.Module):
         super().__init__()
         taps = low_pass_taps()
         self.register_buffer("taps", torch.tensor(taps, dtype=torch.float32).view(1, 1, -1), persistent=False)
-        self.register_buffer("polyphase", torch.tensor(polyphase_kernel(taps), dtype=torch.float32),
+        self.register_buffer("polyphase", torch.tensor(polyphase_matrix(taps), dtype=torch.float32),
                              persistent=False)
         self.register_buffer("basis", torch.tensor(dft_basis(), dtype=torch.float32), persistent=False)
-        projection = np.concatenate([mel_projection()] * 2)  # the cos and the sin outputs' squares
+        projection = np.concatenate([mel_projection()] * 2).T  # the cos and the sin outputs' squares
         self.register_buffer("projection", torch.tensor(projection, dtype=torch.float32), persistent=False)
         self.hop = HOP_LENGTH // DECIMATION
         self.frame = round(FRAME_SECONDS * SAMPLE_RATE) // DECIMATION
@@ -97,23 +100,26 @@ class FrontEnd(nn.Module):
         return F.conv1d(F.pad(waveform.unsqueeze(1), (half, half)), self.taps).squeeze(1)
 
     def decimated(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(B, 1, (samples + 1) // 2) the band-limited waveform at 8 kHz (every other sample of `band_limited`)."""
+        """(B, (samples + 1) // 2) the band-limited waveform at 8 kHz (every other sample of `band_limited`)."""
         half = (BAND_LIMIT_TAPS - 1) // 2
-        block, spans = self.polyphase.shape[1], self.polyphase.shape[2]
-        padded = F.pad(waveform, (half, half + spans * block))
-        blocks = padded[:, :padded.shape[-1] // block * block].unflatten(-1, (-1, block)).transpose(1, 2)
-        narrow = F.conv1d(blocks, self.polyphase).transpose(1, 2).flatten(1)
-        return narrow[:, :(waveform.shape[-1] + 1) // DECIMATION].unsqueeze(1)
+        block = POLYPHASE_BLOCK
+        spans = self.polyphase.shape[0] // block
+        samples = waveform.shape[-1]
+        rows = (samples + block - 1) // block  # (-(-samples // block) converted to wrong lengths)
+        blocks = F.pad(waveform, (half, (rows + spans - 1) * block - samples - half)).unflatten(-1, (-1, block))
+        spanned = torch.cat([blocks[:, s:rows + s] for s in range(spans)], dim=-1)
+        return (spanned @ self.polyphase).flatten(1)[:, :(samples + 1) // DECIMATION]
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = waveform.shape[-1] // HOP_LENGTH
         narrow = self.decimated(waveform)
         half = self.basis.shape[-1] // 2
-        spectrum = F.conv1d(F.pad(narrow, (half, half), mode="reflect"), self.basis, stride=self.hop)
-        mel = torch.einsum("bft,fm->bmt", spectrum * spectrum, self.projection)
-        log_mel = torch.log(mel + LOG_OFFSET)[..., :frames + 1]
+        spectrum = F.conv1d(F.pad(narrow.unsqueeze(1), (half, half), mode="reflect"), self.basis, stride=self.hop)
+        log_mel = torch.log(torch.matmul(self.projection, torch.square(spectrum)) + LOG_OFFSET)[..., :frames + 1]
         # Frames past the end are zero padded, so frame i starts at sample i * hop in every piece of a long clip.
-        padded = F.pad(narrow * narrow, (0, self.frame - self.energy_hop))
-        energy = F.avg_pool1d(padded, self.frame, self.energy_hop).squeeze(1)[..., :frames]
+        hops = self.frame // self.energy_hop
+        padded = F.pad(torch.square(narrow), (0, (frames + hops - 1) * self.energy_hop - narrow.shape[-1]))
+        sums = padded.unflatten(-1, (-1, self.energy_hop)).sum(dim=-1)
+        energy = sum((sums[:, k:frames + k] for k in range(1, hops)), sums[:, :frames]) / self.frame
         energy_db = (10.0 / math.log(10.0)) * torch.log(torch.clamp(energy, min=ENERGY_FLOOR))
         return log_mel, energy_db
