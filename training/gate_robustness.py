@@ -78,7 +78,7 @@ def main(argv: list[str]) -> str:
         for feats in changed.values():
             rates = gate_rates(gate_probabilities(model, feats)[:, 0], groups, checkpoint["threshold"])
             cells.append(f"{sum(n - k for k, n in rates.values())} wrong; worst {worst(rates)}")
-        lines.append(f"| {path.name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {path.parent.name}/{path.name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(f"{len(val)} validation clips, each checkpoint at its own threshold:\n\n{table}")
     return table

@@ -47,9 +47,6 @@ TAG_CLASSES = {
     "speech": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 68, 70),
     "breathing": (26, 41, 42, 43, 44, 45, 46, 50),
 }
-# Classes that are "other" however the named ones fire with them: the tagger's Cough output also rises on sneezes
-# (training.models.teachers pools them for that reason), so a sneeze's own tag must be able to outvote it.
-OTHER_CLASSES = (49,)  # Sneeze
 MU = 255  # G.711 mu-law, the telephone codec of the call-centre recordings' networks
 REAL = ("coswara", "esc10", "speech-commands", "covid19-cough")  # the data sets of real recordings
 # What a card row calls a recording of each loaded data set (training.lib.data sets these meta keys).
@@ -70,12 +67,10 @@ class SoundClips(PackedClips):
 
 def teacher_distribution(tags: np.ndarray) -> np.ndarray:
     """(n, len(SOUND_TYPES)) probabilities from AudioSet logits (n, 527): each named type's strongest class (the
-    tagger's outputs are independent sigmoids), "other" the chance that none of them is there or, where higher, the
-    strongest of OTHER_CLASSES, normalised."""
+    tagger's outputs are independent sigmoids), "other" the chance that none of them is there, normalised."""
     probabilities = np.asarray(sigmoid(tags))
     named = {t: probabilities[:, list(TAG_CLASSES[t])].max(axis=1) for t in TAG_CLASSES}
-    named["other"] = np.maximum(1.0 - np.max(list(named.values()), axis=0),
-                                probabilities[:, list(OTHER_CLASSES)].max(axis=1))
+    named["other"] = 1.0 - np.max(list(named.values()), axis=0)
     distribution = np.stack([named[t] for t in SOUND_TYPES], axis=1)
     return (distribution / distribution.sum(axis=1, keepdims=True)).astype(np.float32)
 
