@@ -122,9 +122,11 @@ it to decide anything about anyone's health.
 
 ## What it is
 - A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter COVID-19 student ({s['shipped']} family) and a
-  {g['parameters']:,}-parameter sound-type gate, exported as one network, that take 16 kHz audio of any length,
-  band-limit it to the 4 kHz telephone band, and read the 64-band log-mel (`coughkd.features`) of the whole
-  recording (recordings over 30 s in 30 s pieces) and of 1 s slices around the events that `coughkd.events` finds.
+  {g['parameters']:,}-parameter sound-type gate, exported with their front end as one OpenVINO graph from 16 kHz
+  audio of any length to scores, in one call: inside it a low-pass to the 4 kHz telephone band, the 64-band log-mel
+  (`training/models/frontend.py`, the module training computes its features with) and the frame energies on which
+  `coughkd.events` finds the events; out of it the scores of the whole recording (recordings over 30 s in 30 s
+  pieces) and of every 1 s window, which give each event its own.
 - The gate decides first: it hears each recording as cough, speech, breathing or other, and a recording that is not
   a cough gets no COVID-19 score at all (the app and CLI say what they heard). A recording is a cough if any of it
   sounds like one, so speech around the coughs does not hide them; the COVID-19 score then reads the whole
