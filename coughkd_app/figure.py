@@ -1,5 +1,6 @@
-"""The result's figure: waveform and log-mel spectrogram (the model's own front end) with each detected event
-shaded and labelled, as a PNG for the page and the report.
+"""The result's figure: waveform and log-mel spectrogram (numpy, for drawing only: the same analysis as the front end
+inside the model's graph, tested against it) with each detected event shaded and labelled, as a PNG for the page
+and the report.
 
 Sized for a phone: drawn 5 inches wide with 13-14 pt text and its title wrapped to fit, so on a 390 px wide screen,
 where it is shown about 310 px wide, its smallest text is still about 11 px (tests/test_browser.py measures it there).
