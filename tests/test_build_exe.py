@@ -103,6 +103,9 @@ def test_page_shows_a_verdict_and_plot_in_chromium(app_dir: Path, server: smoke.
             page.goto(server.url)
             page.get_by_label("Upload file").click()
             page.locator("input[type=file]").first.set_input_files(str(app_dir / "_internal" / smoke.EXAMPLE))
+            # Pressed before the upload lands, Analyse has nothing to score (a loaded machine showed it).
+            sync_api.expect(page.locator("#verdict")).to_contain_text(Path(smoke.EXAMPLE).name,
+                                                                      timeout=RESULT_TIMEOUT_MS)
             page.locator("#analyse").click()
             sync_api.expect(page.locator("#verdict")).to_contain_text("inference", timeout=RESULT_TIMEOUT_MS)
             page.locator("#result-figure img").wait_for(timeout=RESULT_TIMEOUT_MS)
