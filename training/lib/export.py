@@ -2,9 +2,9 @@
 
 What is exported is one graph from waveform to scores (students.Screener: the front end, the student and the gate).
 The FP32 IR is the reference the runtime can fall back to and is checked against torch; the INT8 IR (NNCF
-post-training quantization, the front end kept in float) is what the lean runtime ships by default; the manifest
-carries its format, sha256s, the front-end spec and the windows' geometry so that coughkd can refuse a damaged or
-mismatched model instead of scoring garbage.
+post-training quantization of the COVID-19 CNN, the front end and the gate in float) is what the lean runtime ships
+by default; the manifest carries its format, sha256s, the front-end spec and the windows' geometry so that coughkd
+can refuse a damaged or mismatched model instead of scoring garbage.
 """
 from __future__ import annotations
 
