@@ -117,8 +117,8 @@ def test_lane_lets_a_missing_file_through_to_the_decoder(tmp_path: Path) -> None
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_exit_signals_set_the_stop_event_instead_of_killing() -> None:
-    # In a fresh interpreter, as the app runs: delivered to this test process, after the training tests have left
-    # torch's and FFmpeg's native threads in it, SIGTERM crashed the process (a segfault outside Python).
+    # In a fresh interpreter, as the app runs: delivered to this test process after test_reproduce_teacher's
+    # in-process training run, SIGTERM crashed it (a segfault outside Python; which native state, not found).
     script = """
 import os, signal, serving
 for name in ("SIGTERM", "SIGINT", "SIGHUP"):

@@ -12,8 +12,8 @@ windows, so both of the runtime's calls are trained; losses are balanced over so
 While it trains, a read-out of its embedding also learns all 527 AudioSet classes of the tagger (GateTraining), and
 its inputs come at random levels, tilts and background noise (level_and_tilt, background_noise): real recordings
 come from other microphones and rooms than these data sets. Why these settings: docs/experiments.md.
-The gate's threshold is chosen on the validation clips (evaluate.choose_gate_threshold). Writes ``sound_cnn.pt``
-and ``sounds.json`` (every clip's data set, kind, channel, split and sound type).
+The gate's threshold is chosen on the validation clips (training.lib.metrics.choose_gate_threshold). Writes
+``sound_cnn.pt`` and ``sounds.json`` (every clip's data set, kind, channel, split and sound type).
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -39,7 +38,7 @@ from coughkd.model import SOUND_TYPES
 from training.lib.clips import ClipFeatures, ClipSet, centred_slices, features
 from training.lib.configurator import configure
 from training.lib.distillation import RandomCrops, SimilarLengths, spec_masks
-from training.lib.metrics import choose_gate_threshold, gate_groups, gate_rates
+from training.lib.metrics import choose_gate_threshold, gate_auc, gate_groups, gate_rates
 from training.lib.sounds import (
     SoundClips,
     gate_probabilities,
@@ -154,6 +153,12 @@ def level_and_tilt(x: torch.Tensor, gain_db: float, tilt_db: float, generator: t
     return torch.clamp(x + (gain + tilt * ramp).to(x.device), min=math.log(LOG_OFFSET))
 
 
+def on_half(changed: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """`changed` for a random half of the examples, `x` for the rest."""
+    chosen = (torch.rand(x.shape[0], 1, 1, generator=generator) < 0.5).to(x.device)
+    return torch.where(chosen, changed, x)
+
+
 def reverberation(x: torch.Tensor, rt60_s: tuple[float, float], drr_db: tuple[float, float],
                   generator: torch.Generator) -> torch.Tensor:
     """Half the examples' log-mels as a room would give them: each band's power followed by an exponentially
@@ -171,9 +176,7 @@ def reverberation(x: torch.Tensor, rt60_s: tuple[float, float], drr_db: tuple[fl
     size = frames + kernel.shape[1]
     power = torch.exp(x)
     smeared = torch.fft.irfft(torch.fft.rfft(power, n=size) * torch.fft.rfft(kernel, n=size).unsqueeze(1), n=size)
-    reverberant = torch.log(torch.clamp(smeared[..., :frames], min=0) + LOG_OFFSET)
-    chosen = (torch.rand(batch, 1, 1, generator=generator) < 0.5).to(x.device)
-    return torch.where(chosen, reverberant, x)
+    return on_half(torch.log(torch.clamp(smeared[..., :frames], min=0) + LOG_OFFSET), x, generator)
 
 
 def background_noise(x: torch.Tensor, snr_db: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
@@ -190,9 +193,7 @@ def background_noise(x: torch.Tensor, snr_db: tuple[float, float], generator: to
                     .view(1, -1, 1))
     level = power.mean(dim=(1, 2), keepdim=True) * 10 ** (-snr.to(x.device) / 10) / colour.mean(dim=1, keepdim=True)
     flicker = torch.exp(0.3 * torch.randn(batch, bins, frames, generator=generator))
-    noisy = torch.log(power + (level * colour.to(x.device) * flicker.to(x.device)) + LOG_OFFSET)
-    chosen = (torch.rand(batch, 1, 1, generator=generator) < 0.5).to(x.device)
-    return torch.where(chosen, noisy, x)
+    return on_half(torch.log(power + (level * colour.to(x.device) * flicker.to(x.device)) + LOG_OFFSET), x, generator)
 
 
 class GateTraining(nn.Module):
@@ -263,9 +264,7 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
     groups = gate_groups(sounds.subset(sounds.split == "val"))
     p_cough = gate_probabilities(model, [feats[i] for i in val])[:, 0]
     threshold = choose_gate_threshold(p_cough, groups)
-    real = groups != ""
-    validation = {"rates": gate_rates(p_cough, groups, threshold),
-                  "auc": float(roc_auc_score(np.char.startswith(groups[real], "cough"), p_cough[real]))}
+    validation = {"rates": gate_rates(p_cough, groups, threshold), "auc": gate_auc(p_cough, groups)}
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return {"state_dict": state, "parameters": count_parameters(model), "threshold": threshold, "history": history,
             "items": len(owners), "validation": validation,

@@ -148,8 +148,9 @@ def quantize_int8(
     dataset = nncf.Dataset(list(windows), lambda window: window[None])
     subset = min(subset_size, len(windows))
     core = ov.Core()
-    scope = float_scope(core.read_model(fp32_xml))
-    int8 = nncf.quantize(core.read_model(fp32_xml), dataset, preset=preset, subset_size=subset, ignored_scope=scope)
+    fp32 = core.read_model(fp32_xml)
+    scope = float_scope(fp32)
+    int8 = nncf.quantize(fp32, dataset, preset=preset, subset_size=subset, ignored_scope=scope)
     info: dict = {"method": "ptq", "preset": preset.value, "calibration_windows": subset}
     if validate is not None:
         fp32_metric = validate(compile_f32(Path(fp32_xml)))
