@@ -269,7 +269,7 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory, shared_models: Path) -> 
     torch.save({"family": "cnn", "config": {}, "state_dict": student.state_dict(),
                 "parameters": count_parameters(student)}, run_dir / "student_cnn.pt")
     gate = SoundTypeCNN().eval()
-    torch.save({"state_dict": gate.state_dict(), "parameters": count_parameters(gate), "threshold": 0.5},
+    torch.save({"members": [gate.state_dict()], "parameters": count_parameters(gate), "threshold": 0.5},
                run_dir / "sound_cnn.pt")
     torch.save({"teacher": "efficientat", "state_dict": build_teacher("efficientat").state_dict()},
                run_dir / "teacher.pt")

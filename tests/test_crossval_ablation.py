@@ -51,7 +51,7 @@ def run_dir(tmp_path_factory) -> Path:
     torch.save({"distill": recipe}, run / "student_cnn.pt")
     (run / "teacher_summary.json").write_text(json.dumps({"mfcc_probe": False}))
     torch.manual_seed(0)
-    torch.save({"state_dict": SoundTypeCNN().state_dict(), "threshold": 0.0}, run / "sound_cnn.pt")
+    torch.save({"members": [SoundTypeCNN().state_dict()], "threshold": 0.0}, run / "sound_cnn.pt")
     return run
 
 

@@ -26,7 +26,14 @@ from training.lib.export import (
     quantize_int8,
     write_manifest,
 )
-from training.models.students import WINDOW_HOP_SAMPLES, WINDOW_SAMPLES, LogMelCNN, Screener, SoundTypeCNN
+from training.models.students import (
+    WINDOW_HOP_SAMPLES,
+    WINDOW_SAMPLES,
+    GateEnsemble,
+    LogMelCNN,
+    Screener,
+    SoundTypeCNN,
+)
 
 
 def sounds(n: int, seed: int, seconds: float = 1.0) -> np.ndarray:
@@ -64,9 +71,10 @@ def tiny_student() -> nn.Module:
 
 
 def real_student() -> nn.Module:
-    """What is shipped: the log-mel CNN and the sound-type gate behind the front end, at their real widths."""
+    """What is shipped: the log-mel CNN and the sound-type gate (a mean of two networks) behind the front end, at
+    their real widths."""
     torch.manual_seed(0)
-    return fitted(Screener(LogMelCNN(), SoundTypeCNN()))
+    return fitted(Screener(LogMelCNN(), GateEnsemble([SoundTypeCNN(), SoundTypeCNN()])))
 
 
 @pytest.mark.slow
@@ -211,8 +219,8 @@ def test_cli_exports_a_checkpoint_into_a_complete_model_folder(tmp_path: Path, c
     parameters, gate_parameters = (sum(p.numel() for p in part.parameters()) for part in (model.covid, model.sound))
     torch.save({"family": "cnn", "config": {}, "state_dict": model.covid.state_dict(), "parameters": parameters},
                run / "student.pt")
-    torch.save({"state_dict": model.sound.state_dict(), "parameters": gate_parameters, "threshold": 0.5},
-               run / "sound_cnn.pt")
+    torch.save({"members": [m.state_dict() for m in model.sound.members], "parameters": gate_parameters,
+                "threshold": 0.5}, run / "sound_cnn.pt")
     np.save(run / "calibration.npy", sounds(32, seed=6))
     (run / "metrics.json").write_text(json.dumps({
         "threshold": {"covid": 0.4, "cough": 0.5},

@@ -179,6 +179,25 @@ def test_screener_exports_the_students_logit_and_the_gates() -> None:
     assert count_parameters(gate) < 30_000
 
 
+def test_gate_ensemble_is_the_mean_of_its_members_and_round_trips_through_a_checkpoint() -> None:
+    from training.models.students import GateEnsemble, gate_from_checkpoint
+
+    torch.manual_seed(0)
+    members = [SoundTypeCNN().eval(), SoundTypeCNN().eval()]
+    ensemble = GateEnsemble(members).eval()
+    x = torch.randn(2, 64, 301)
+    with torch.no_grad():
+        torch.testing.assert_close(ensemble(x), (members[0](x) + members[1](x)) / 2)
+        clip, windows = ensemble.clip_and_window_logits(x)
+        torch.testing.assert_close(clip, ensemble(x), msg="the clip's logits are forward's, in eval mode")
+        parts = [m.clip_and_window_logits(x)[1] for m in members]
+        torch.testing.assert_close(windows, (parts[0] + parts[1]) / 2)
+        assert not torch.allclose(members[0](x), members[1](x)), "two seeds, two networks: the mean is not vacuous"
+        loaded = gate_from_checkpoint({"members": [m.state_dict() for m in members]})
+        torch.testing.assert_close(loaded(x), ensemble(x))
+    assert not loaded.training and count_parameters(ensemble) == 2 * count_parameters(members[0])
+
+
 def test_cough_parts_cut_speech_and_other_but_keep_breathing() -> None:
     from coughkd import Event
     from training.crossval import CUT_TYPES, cough_parts
@@ -299,6 +318,27 @@ def test_reverberation_adds_a_decaying_tail_after_each_sound_and_leaves_half_the
     drr = -10 * torch.log10(tail)
     assert drr.min() > -0.5 and drr.max() < 12.5, "the tail's energy follows the drawn direct-to-reverberant ratio"
     assert (power[:, :, 21] > power[:, :, 40]).all(), "and decays"
+
+
+def test_pitch_and_speed_moves_a_sound_in_frequency_and_time_within_bounds_on_half_the_batch() -> None:
+    from coughkd.features import LOG_OFFSET
+    from training.gate import pitch_and_speed
+
+    floor = float(np.log(LOG_OFFSET))
+    x = torch.full((400, 64, 100), floor)
+    x[:, 30, 40] = 0.0  # one loud cell: where it lands says how the example was moved
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(pitch_and_speed(x, 0, 1.0, generator), x), "0 bins, rate 1: off"
+    y = pitch_and_speed(x, 3, 1.25, generator)
+    changed = (y - x).abs().flatten(1).amax(dim=1) > 1e-4
+    assert 0.35 < changed.float().mean() < 0.65, "about half the examples"
+    moved = y[changed]
+    band = moved.amax(dim=2).argmax(dim=1)
+    frame = moved.amax(dim=1).argmax(dim=1)
+    assert band.min() >= 27 and band.max() <= 33 and len(set(band.tolist())) == 7, "every shift of up to 3 bins"
+    assert frame.min() >= int(40 / 1.25) and frame.max() <= int(np.ceil(40 * 1.25)), "faster or slower by <= 1.25"
+    assert frame.float().std() > 1.0, "each example at a pace of its own"
+    assert moved.min() >= floor - 1e-4 and moved.max() <= 1e-4, "nothing louder than the input, nothing below floor"
 
 
 def test_robustness_changes_do_what_their_names_say() -> None:

@@ -54,8 +54,8 @@ from training.models.students import (
     WINDOW_HOP_SAMPLES,
     WINDOW_SAMPLES,
     Screener,
-    SoundTypeCNN,
     from_checkpoint,
+    gate_from_checkpoint,
 )
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
@@ -125,9 +125,7 @@ def cough_part_probabilities(student: torch.nn.Module, gate: dict, waveforms: li
     """A fold's student on each recording's cough parts as the run's gate (training.gate's checkpoint) hears its
     events, through the graph the runtime exports (front end included): the alternative to the runtime's
     whole-recording score, measured here."""
-    sound = SoundTypeCNN()
-    sound.load_state_dict(gate["state_dict"])
-    network = Screener(student, sound).eval()
+    network = Screener(student, gate_from_checkpoint(gate)).eval()
 
     @torch.no_grad()
     def run(x: np.ndarray) -> dict[str, np.ndarray]:

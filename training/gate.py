@@ -46,7 +46,7 @@ from training.lib.sounds import (
     teacher_distribution,
 )
 from training.models.efficientat import N_CLASSES
-from training.models.students import SoundTypeCNN, count_parameters
+from training.models.students import GateEnsemble, SoundTypeCNN, count_parameters
 from training.models.teachers import build_teacher
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
@@ -61,10 +61,13 @@ tilt_db = 6.0  # ... and a random spectral tilt within +-tilt_db across the band
 noise_snr_min_db = 5.0  # half the training inputs with background noise at an SNR in [min, max] dB
 noise_snr_max_db = 35.0  # (background_noise; max 0: off)
 reverb_rt60_max_s = 0.0  # half the training inputs in a room with a reverberation time in [0.2 s, this] (0: off)
+pitch_bins = 0  # half the training inputs shifted up or down by up to this many mel bins (pitch_and_speed; 0: off)
+speed_max = 1.0  # ... and played faster or slower by up to this factor (1: off)
 all_tags_weight = 1.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
 windows_per_clip = 2  # event windows per clip trained on (and tagged by the teacher)
 max_seconds = 10.0  # whole-clip items are cut to this much around their first event
 epochs = 30
+members = 2  # gate networks trained from seeds seed, seed + 1, ...; the shipped gate is their mean (GateEnsemble)
 limit = 0  # > 0: at most this many recordings of each real data set (smoke runs)
 resume = False  # True: load run_dir/sound_cnn.pt instead of training (the sound set is still built, for evaluation)
 batch_size = 32
@@ -179,6 +182,24 @@ def reverberation(x: torch.Tensor, rt60_s: tuple[float, float], drr_db: tuple[fl
     return on_half(torch.log(torch.clamp(smeared[..., :frames], min=0) + LOG_OFFSET), x, generator)
 
 
+def pitch_and_speed(x: torch.Tensor, max_bins: int, max_rate: float, generator: torch.Generator) -> torch.Tensor:
+    """Half the examples as another voice or another pace would give them: shifted by up to ``max_bins`` mel bins
+    (the lowest or highest band repeated into the gap), and played up to ``max_rate`` times faster or slower (cut to
+    the batch's length, or followed by silence). Sixteen training sneezes and fifty people's voices are few: a
+    sneeze or a voice a little higher or quicker than all of them must still not be a cough."""
+    if not max_bins and max_rate == 1.0:
+        return x
+    batch, bins, frames = x.shape
+    shift = torch.randint(-max_bins, max_bins + 1, (batch, 1, 1), generator=generator).float()
+    rate = torch.exp((torch.rand(batch, 1, 1, generator=generator) * 2 - 1) * math.log(max_rate))
+    t_in = torch.arange(frames).view(1, 1, -1) * rate + torch.zeros(1, bins, 1)
+    f_in = torch.arange(bins).view(1, -1, 1) - shift + torch.zeros(1, 1, frames)
+    grid = torch.stack([2 * t_in / (frames - 1) - 1, 2 * f_in / (bins - 1) - 1], dim=-1).to(x.device)
+    warped = F.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
+    warped = torch.where((t_in > frames - 1).to(x.device), math.log(LOG_OFFSET), warped)
+    return on_half(warped, x, generator)
+
+
 def background_noise(x: torch.Tensor, snr_db: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
     """Half the examples' log-mels with a steady background noise added in the power domain, at a random
     signal-to-noise ratio within ``snr_db`` (against the example's mean power) and a random colour (white to
@@ -217,8 +238,9 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch
     return (per_item * weight).sum() / weight.sum().clamp(min=1e-8)
 
 
-def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> dict:
-    """Tag, train, choose the threshold; returns the checkpoint dict."""
+def train_member(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> tuple[SoundTypeCNN, list, int]:
+    """Tag and train one gate network from ``config["seed"]`` (its event windows, initialisation, batches and
+    augmentation); returns (the network, its loss per epoch, its training items)."""
     torch.manual_seed(config["seed"])
     accelerator = Accelerator()
     train = np.flatnonzero(sounds.split == "train")
@@ -240,11 +262,13 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     generator = torch.Generator().manual_seed(config["seed"])
     history = []
-    progress = tqdm(range(config["epochs"]), desc="distil gate", disable=not accelerator.is_main_process)
+    progress = tqdm(range(config["epochs"]), desc=f"distil gate (seed {config['seed']})",
+                    disable=not accelerator.is_main_process)
     for epoch in progress:
         model.train()
         total = 0.0
         for x, batch in loader:
+            x = pitch_and_speed(x, config["pitch_bins"], config["speed_max"], generator)
             x = level_and_tilt(x, config["gain_db"], config["tilt_db"], generator)
             x = reverberation(x, (REVERB_RT60_MIN_S, config["reverb_rt60_max_s"]), REVERB_DRR_DB, generator)
             x = background_noise(x, (config["noise_snr_min_db"], config["noise_snr_max_db"]), generator)
@@ -259,15 +283,22 @@ def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> d
             total += float(loss.detach()) / len(loader)
         history.append({"epoch": epoch, "loss": total})
         progress.set_postfix(loss=f"{total:.3f}")
-    model = accelerator.unwrap_model(model).gate
+    return accelerator.unwrap_model(model).gate, history, len(owners)
+
+
+def train_gate(sounds: SoundClips, feats: list[ClipFeatures], config: dict) -> dict:
+    """Train ``members`` networks (seeds seed, seed + 1, ...) on the same split, choose the threshold of their mean
+    on the validation clips; returns the checkpoint dict."""
+    trained = [train_member(sounds, feats, {**config, "seed": config["seed"] + k}) for k in range(config["members"])]
+    model = GateEnsemble([network for network, _, _ in trained]).eval()
     val = np.flatnonzero(sounds.split == "val")
     groups = gate_groups(sounds.subset(sounds.split == "val"))
     p_cough = gate_probabilities(model, [feats[i] for i in val])[:, 0]
     threshold = choose_gate_threshold(p_cough, groups)
     validation = {"rates": gate_rates(p_cough, groups, threshold), "auc": gate_auc(p_cough, groups)}
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return {"state_dict": state, "parameters": count_parameters(model), "threshold": threshold, "history": history,
-            "items": len(owners), "validation": validation,
+    members = [{k: v.detach().cpu().clone() for k, v in network.state_dict().items()} for network, _, _ in trained]
+    return {"members": members, "parameters": count_parameters(model), "threshold": threshold,
+            "history": [history for _, history, _ in trained], "items": trained[0][2], "validation": validation,
             "config": {k: v for k, v in config.items() if k != "run_dir"}}
 
 
@@ -283,9 +314,9 @@ def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: st
         min_quality: int = min_quality, n_mixtures: int = n_mixtures, tag_weight: float = tag_weight,
         all_tags_weight: float = all_tags_weight, gain_db: float = gain_db, tilt_db: float = tilt_db,
         noise_snr_min_db: float = noise_snr_min_db, noise_snr_max_db: float = noise_snr_max_db,
-        reverb_rt60_max_s: float = reverb_rt60_max_s,
-        windows_per_clip: int = windows_per_clip,
-        max_seconds: float = max_seconds, epochs: int = epochs, limit: int = limit, resume: bool = resume,
+        reverb_rt60_max_s: float = reverb_rt60_max_s, pitch_bins: int = pitch_bins, speed_max: float = speed_max,
+        windows_per_clip: int = windows_per_clip, max_seconds: float = max_seconds, epochs: int = epochs,
+        members: int = members, limit: int = limit, resume: bool = resume,
         batch_size: int = batch_size, learning_rate: float = learning_rate, weight_decay: float = weight_decay,
         seed: int = seed, clips: ClipSet | None = None) -> tuple[dict, SoundClips, list[ClipFeatures]]:
     """``clips``: the run's ClipSet when the caller has it (reproduce). Returns (checkpoint, the sound set, its

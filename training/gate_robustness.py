@@ -23,7 +23,7 @@ from training.lib.clips import ClipSet, clip_features
 from training.lib.configurator import configure
 from training.lib.metrics import gate_groups, gate_rates, worst_group
 from training.lib.sounds import gate_probabilities, sound_set
-from training.models.students import SoundTypeCNN
+from training.models.students import gate_from_checkpoint
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
@@ -72,8 +72,7 @@ def main(argv: list[str]) -> str:
                       for i in val] for name, change in CHANGES.items()}
     lines = ["| checkpoint | " + " | ".join(CHANGES) + " |", "|---|" + "---|" * len(CHANGES)]
     for path, checkpoint in zip(paths, gates):
-        model = SoundTypeCNN()
-        model.load_state_dict(checkpoint["state_dict"])
+        model = gate_from_checkpoint(checkpoint)
         cells = []
         for feats in changed.values():
             rates = gate_rates(gate_probabilities(model, feats)[:, 0], groups, checkpoint["threshold"])

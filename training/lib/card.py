@@ -151,8 +151,8 @@ it to decide anything about anyone's health.
   recordings of nearly equal length, cut to the shortest); its auxiliary cough head (not exported) learns from
   {cough_targets(config)} on the data set's coughs and on
   {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
-- The gate (`training.gate`, `students.SoundTypeCNN`) is distilled from mn04's AudioSet tags on real recordings:
-  its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
+- The gate (`training.gate`; `students.GateEnsemble`, a mean of `students.SoundTypeCNN` networks) is distilled from
+  mn04's AudioSet tags on real recordings: its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
   {g['config']['tag_weight']}; `training.lib.sounds` says which AudioSet classes make each type), on whole clips and
   on event windows{gate_recipe(g['config'])}. Throat clearing counts as a cough; sneezes and laughter count as other
   sounds.
@@ -251,8 +251,8 @@ Run on {s['machine']}, {s['minutes']:.1f} minutes, torch {torch.__version__}.{re
 
 
 def gate_recipe(config: dict) -> str:
-    """The card's words on the gate's training beyond its targets: the read-out of every AudioSet class, the level
-    and tilt augmentation, the epochs."""
+    """The card's words on the gate's training beyond its targets: the read-out of every AudioSet class, the
+    augmentations, the epochs and the members whose mean is the gate."""
     words = []
     if config.get("all_tags_weight"):
         words.append(f"; while it trains, a linear read-out of its embedding also learns the tagger's probabilities of "
@@ -266,10 +266,17 @@ def gate_recipe(config: dict) -> str:
         words.append(f"; half of them with steady background noise at {config['noise_snr_min_db']:g}-"
                      f"{config['noise_snr_max_db']:g} dB signal-to-noise, as most rooms have (docs/experiments.md: "
                      "without it, coughs in a noisy room were refused)")
+    if config.get("pitch_bins") or config.get("speed_max", 1.0) != 1.0:
+        words.append(f"; half of them shifted by up to {config.get('pitch_bins', 0)} mel bins and played up to "
+                     f"{config.get('speed_max', 1.0):g} times faster or slower, as other voices and paces give them")
     if config.get("reverb_rt60_max_s"):
         words.append(f"; half of them with a room's reverberant tail (reverberation time 0.2-"
                      f"{config['reverb_rt60_max_s']:g} s), as a phone away from the mouth hears it")
-    return "".join(words) + f"; {config['epochs']} epochs"
+    words.append(f"; {config['epochs']} epochs")
+    if config.get("members", 1) > 1:
+        words.append(f"; {config['members']} such networks, from seeds {config['seed']} to "
+                     f"{config['seed'] + config['members'] - 1}, and the gate is the mean of their logits")
+    return "".join(words)
 
 
 def in_words(paired: dict[str, dict], model: str) -> str:

@@ -47,13 +47,19 @@ GATE_OUTPUTS = ("sound_logits", "window_sound_logits")
 
 
 def float_scope(model: ov.Model) -> nncf.IgnoredScope:
-    """What INT8 export leaves in float in this graph: FLOAT_PATTERNS, and the gate from its first operation on the
-    log-mel to the producers of its outputs."""
-    first = next(op.get_friendly_name() for op in model.get_ordered_ops()
-                 if op.get_friendly_name().startswith(GATE_PREFIX) and op.get_type_name() != "Constant")
+    """What INT8 export leaves in float in this graph: FLOAT_PATTERNS, and the gate from its entries to the producers
+    of its outputs. Entries: the gate's named operations that read something named outside it (the log-mel, or a
+    convolution that conversion renamed when it fused it with its batch norm), so every member of an ensemble is in."""
+    def in_gate(op: ov.Node) -> bool:
+        return op.get_friendly_name().startswith(GATE_PREFIX)
+
+    entries = [op.get_friendly_name() for op in model.get_ordered_ops()
+               if in_gate(op) and op.get_type_name() != "Constant"
+               and any(not in_gate(v.get_node()) and v.get_node().get_type_name() != "Constant"
+                       for v in op.input_values())]
     producers = [o.get_node().input_value(0).get_node().get_friendly_name() for o in model.outputs
                  if o.get_any_name() in GATE_OUTPUTS]
-    return nncf.IgnoredScope(patterns=FLOAT_PATTERNS, subgraphs=[nncf.Subgraph(inputs=[first], outputs=producers)],
+    return nncf.IgnoredScope(patterns=FLOAT_PATTERNS, subgraphs=[nncf.Subgraph(inputs=entries, outputs=producers)],
                              validate=False)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 import torch
+from torch import nn
 
 from coughkd.audio import SAMPLE_RATE, load_audio
 from coughkd.features import MAX_CLIP_SECONDS, TELEPHONE_RATE
@@ -39,7 +40,6 @@ from training.lib.data import (
     load_speech_commands,
     split_by_fold,
 )
-from training.models.students import SoundTypeCNN
 
 # AudioSet class indices (../shared/models/audioset_class_labels_indices.csv) of each named sound type.
 TAG_CLASSES = {
@@ -199,7 +199,7 @@ def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
 
 
 @torch.no_grad()
-def gate_probabilities(model: SoundTypeCNN, feats: list[ClipFeatures]) -> np.ndarray:
+def gate_probabilities(model: nn.Module, feats: list[ClipFeatures]) -> np.ndarray:
     """(n, len(SOUND_TYPES)) of whole clips, as the runtime reads a clip of up to 30 s (one call on its log-mel)."""
     model.eval()
     return np.stack([softmax(model(torch.from_numpy(f.log_mel[None])).numpy()[0]) for f in feats])

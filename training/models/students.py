@@ -305,13 +305,39 @@ class SoundTypeCNN(nn.Module):
         return clip, torch.einsum("bet,oe->bot", pooled, self.head.weight) + self.head.bias.view(1, -1, 1)
 
 
+class GateEnsemble(nn.Module):
+    """The shipped gate: the mean logits of SoundTypeCNNs trained alike from different seeds. One gate's mistakes on
+    new voices and sneezes are partly its seed's (docs/experiments.md); the mean of two made fewer on validation."""
+
+    def __init__(self, members: list[SoundTypeCNN]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(log_mel) for m in self.members]).mean(dim=0)
+
+    def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        clips, windows = zip(*(m.clip_and_window_logits(log_mel) for m in self.members))
+        return torch.stack(clips).mean(dim=0), torch.stack(windows).mean(dim=0)
+
+
+def gate_from_checkpoint(gate: dict) -> GateEnsemble:
+    """The gate a ``training.gate`` checkpoint holds (its ``members``' state dicts), in eval mode."""
+    members = []
+    for state in gate["members"]:
+        member = SoundTypeCNN()
+        member.load_state_dict(state)
+        members.append(member)
+    return GateEnsemble(members).eval()
+
+
 class Screener(nn.Module):
     """What is exported, one graph from waveform (B, samples) to coughkd.model.OUTPUTS: the COVID-19 student's
     logit and the sound-type gate's logits of the clip, both for every window position (WINDOW_SAMPLES of audio
     every WINDOW_HOP_SAMPLES), and the frame energies the events are found on (the student's own cough head was an
     auxiliary training target and is not exported)."""
 
-    def __init__(self, covid: LogMelCNN, sound: SoundTypeCNN):
+    def __init__(self, covid: LogMelCNN, sound: SoundTypeCNN | GateEnsemble):
         super().__init__()
         if not isinstance(covid, LogMelCNN):
             raise TypeError(f"only the log-mel CNN student is exported, not {type(covid).__name__}")
@@ -352,6 +378,4 @@ def from_checkpoint(checkpoint: dict) -> _TwoHeads:
 
 def screener(student: dict, gate: dict) -> Screener:
     """What is exported, from a ``training.distill`` and a ``training.gate`` checkpoint, in eval mode."""
-    sound = SoundTypeCNN()
-    sound.load_state_dict(gate["state_dict"])
-    return Screener(from_checkpoint(student), sound).eval()
+    return Screener(from_checkpoint(student), gate_from_checkpoint(gate)).eval()
