@@ -4,9 +4,10 @@
 
 Why: the validation clips come from the same microphones as the training clips, and several gate recipes hold every
 group there; real recordings are quieter, louder, brighter, duller, noisier or more reverberant. Each checkpoint is
-read at its own threshold on copies of every validation clip changed one way at a time; the sound set is rebuilt with
-the first checkpoint's own settings, so the split is the one it was chosen on. Prints a markdown table: per change,
-the clips the gate treats wrongly and its worst group (docs/experiments.md quotes it).
+read at its own threshold on copies of every validation clip changed one way at a time (``members``: and each member
+of an ensemble alone); the sound set is rebuilt with the first checkpoint's own settings, so the split is the one it
+was chosen on. Prints a markdown table: per change, the clips the gate treats wrongly and its worst group, and the
+sum over all of them (docs/experiments.md quotes it).
 """
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ import torch
 from coughkd.audio import SAMPLE_RATE
 from training.lib.clips import ClipSet, clip_features
 from training.lib.configurator import configure
-from training.lib.metrics import gate_groups, gate_rates, worst_group
+from training.lib.metrics import choose_gate_threshold, gate_groups, gate_rates, worst_group
 from training.lib.sounds import gate_probabilities, sound_set
 from training.models.students import gate_from_checkpoint
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
 run_dir = "runs/latest"
 checkpoints = ""  # comma-separated gate checkpoints ("": run_dir/sound_cnn.pt)
+members = False  # True: also every member of an ensemble alone, at the threshold training.gate would choose for it
 seed = 0  # of the added noise
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -70,14 +72,24 @@ def main(argv: list[str]) -> str:
     rng = np.random.default_rng(config["seed"])
     changed = {name: [clip_features(change(sounds.waveform(i).astype(np.float64), rng).astype(np.float32))
                       for i in val] for name, change in CHANGES.items()}
-    lines = ["| checkpoint | " + " | ".join(CHANGES) + " |", "|---|" + "---|" * len(CHANGES)]
+    rows = []  # (name, gate, threshold)
     for path, checkpoint in zip(paths, gates):
-        model = gate_from_checkpoint(checkpoint)
-        cells = []
+        name = f"{path.parent.name}/{path.name}"
+        rows.append((name, gate_from_checkpoint(checkpoint), checkpoint["threshold"]))
+        if config["members"] and len(checkpoint["members"]) > 1:
+            for k, state in enumerate(checkpoint["members"]):
+                member = gate_from_checkpoint({"members": [state]})
+                as_recorded = gate_probabilities(member, changed["as recorded"])[:, 0]
+                rows.append((f"{name}, member {k} alone", member, choose_gate_threshold(as_recorded, groups)))
+    lines = ["| checkpoint | " + " | ".join(CHANGES) + " | all changes |", "|---|" + "---|" * (len(CHANGES) + 1)]
+    for name, model, threshold in rows:
+        cells, total = [], 0
         for feats in changed.values():
-            rates = gate_rates(gate_probabilities(model, feats)[:, 0], groups, checkpoint["threshold"])
-            cells.append(f"{sum(n - k for k, n in rates.values())} wrong; worst {worst(rates)}")
-        lines.append(f"| {path.parent.name}/{path.name} | " + " | ".join(cells) + " |")
+            rates = gate_rates(gate_probabilities(model, feats)[:, 0], groups, threshold)
+            wrong = sum(n - k for k, n in rates.values())
+            total += wrong
+            cells.append(f"{wrong} wrong; worst {worst(rates)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {total} wrong |")
     table = "\n".join(lines)
     print(f"{len(val)} validation clips, each checkpoint at its own threshold:\n\n{table}")
     return table

@@ -152,10 +152,10 @@ it to decide anything about anyone's health.
   {cough_targets(config)} on the data set's coughs and on
   {config['non_cough_clips']} generated non-cough clips (espeak-ng speech, noise, tones, music-like sounds).
 - The gate (`training.gate`; `students.GateEnsemble`, a mean of `students.SoundTypeCNN` networks) is distilled from
-  mn04's AudioSet tags on real recordings: its targets blend each clip's known sound type with the tagger's sound-type distribution (weight
-  {g['config']['tag_weight']}; `training.lib.sounds` says which AudioSet classes make each type), on whole clips and
-  on event windows{gate_recipe(g['config'])}. Throat clearing counts as a cough; sneezes and laughter count as other
-  sounds.
+  mn04's AudioSet tags on real recordings: its targets blend each clip's known sound type with the tagger's
+  sound-type distribution (weight {g['config']['tag_weight']}; `training.lib.sounds` says which AudioSet classes
+  make each type), on whole clips and on event windows{gate_recipe(g['config'])}.
+  Throat clearing counts as a cough; sneezes and laughter count as other sounds.
 
 ## Data
 - `covid19-cough` (CC0; {s['data']['found']:,} files; call-centre 8 kHz telephone audio and Telegram 48 kHz audio).
