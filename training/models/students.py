@@ -306,8 +306,9 @@ class SoundTypeCNN(nn.Module):
 
 
 class GateEnsemble(nn.Module):
-    """The shipped gate: the mean logits of SoundTypeCNNs trained alike from different seeds. One gate's mistakes on
-    new voices and sneezes are partly its seed's (docs/experiments.md); the mean of two made fewer on validation."""
+    """The shipped gate: the mean logits of SoundTypeCNNs trained alike from different seeds. How many validation
+    clips one network gets wrong, as other microphones and rooms would give them, moves a lot with its seed; the mean
+    of two got fewer wrong than the mean of its members (docs/experiments.md)."""
 
     def __init__(self, members: list[SoundTypeCNN]):
         super().__init__()
