@@ -72,20 +72,21 @@ def main(argv: list[str]) -> str:
     rng = np.random.default_rng(config["seed"])
     changed = {name: [clip_features(change(sounds.waveform(i).astype(np.float64), rng).astype(np.float32))
                       for i in val] for name, change in CHANGES.items()}
-    rows = []  # (name, gate, threshold)
+    rows = []  # (name, gate, its threshold; None: chosen on its validation clips as recorded, as training.gate does)
     for path, checkpoint in zip(paths, gates):
         name = f"{path.parent.name}/{path.name}"
         rows.append((name, gate_from_checkpoint(checkpoint), checkpoint["threshold"]))
         if config["members"] and len(checkpoint["members"]) > 1:
-            for k, state in enumerate(checkpoint["members"]):
-                member = gate_from_checkpoint({"members": [state]})
-                as_recorded = gate_probabilities(member, changed["as recorded"])[:, 0]
-                rows.append((f"{name}, member {k} alone", member, choose_gate_threshold(as_recorded, groups)))
+            rows += [(f"{name}, member {k} alone", gate_from_checkpoint({"members": [state]}), None)
+                     for k, state in enumerate(checkpoint["members"])]
     lines = ["| checkpoint | " + " | ".join(CHANGES) + " | all changes |", "|---|" + "---|" * (len(CHANGES) + 1)]
     for name, model, threshold in rows:
+        p_cough = {change: gate_probabilities(model, feats)[:, 0] for change, feats in changed.items()}
+        if threshold is None:
+            threshold = choose_gate_threshold(p_cough["as recorded"], groups)
         cells, total = [], 0
-        for feats in changed.values():
-            rates = gate_rates(gate_probabilities(model, feats)[:, 0], groups, threshold)
+        for p in p_cough.values():
+            rates = gate_rates(p, groups, threshold)
             wrong = sum(n - k for k, n in rates.values())
             total += wrong
             cells.append(f"{wrong} wrong; worst {worst(rates)}")
