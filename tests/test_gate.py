@@ -21,6 +21,7 @@ from training.lib.sounds import (
     from_clip_set,
     mixtures,
     mu_law,
+    speed_copies,
     teacher_distribution,
     telephone,
     telephone_copies,
@@ -98,6 +99,27 @@ def test_mixtures_are_coughs_of_one_split_and_one_line() -> None:
     assert set(made.sound_type) == {SOUND_TYPES.index("cough")}
     assert set(made.kind) <= {"cough + speech", "cough + other"}
     assert len(mixtures(sounds, 5, "val", seed=0)) == 0  # nothing in that split to mix
+
+
+def test_speed_copies_are_real_wideband_training_clips_played_faster_or_slower_in_pitch_too() -> None:
+    t = np.arange(16000 * 2) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    waves = [tone, tone, tone, tone]
+    sounds = SoundClips.build(waves, sound_type=[1, 1, 1, 3], split=["train", "train", "val", "train"],
+                              dataset=["coswara", "coswara", "coswara", "generated"], kind=["vowel-a"] * 3 + ["tone"],
+                              channel=["wideband", "telephone", "wideband", "wideband"])
+    copies = speed_copies(sounds, 1.25, seed=0)
+    assert len(copies) == 1, "only real, wideband, training clips are copied"
+    assert copies.split.tolist() == ["train"] and copies.kind.tolist() == ["vowel-a"]
+    assert copies.sound_type.tolist() == [1] and copies.channel.tolist() == ["wideband"]
+    factor = len(tone) / len(copies.waveform(0))
+    assert 1.05 <= max(factor, 1 / factor) <= 1.25 + 1e-3
+    spectrum = np.abs(np.fft.rfft(copies.waveform(0)))
+    peak = np.fft.rfftfreq(len(copies.waveform(0)), 1 / 16000)[np.argmax(spectrum)]
+    assert peak == pytest.approx(1000 * factor, rel=0.01), "the pitch moves with the pace, as a tape played faster"
+    assert len(speed_copies(sounds, 1.0, seed=0)) == 0, "off"
+    again = speed_copies(sounds, 1.25, seed=0)
+    np.testing.assert_array_equal(again.waveform(0), copies.waveform(0))
 
 
 def test_covid_clips_become_coughs_and_generated_audio_speech_or_other() -> None:

@@ -254,6 +254,10 @@ def gate_recipe(config: dict) -> str:
     """The card's words on the gate's training beyond its targets: the read-out of every AudioSet class, the
     augmentations, the epochs and the members whose mean is the gate."""
     words = []
+    if config.get("speed_copies", 1.0) > 1.0:
+        words.append(f"; beside each real wideband training recording, a copy played up to {config['speed_copies']:g} "
+                     "times faster or slower (pitch and pace together), which the tagger tags afresh: other voices "
+                     "and sneezes than the few recorded (docs/experiments.md)")
     if config.get("all_tags_weight"):
         words.append(f"; while it trains, a linear read-out of its embedding also learns the tagger's probabilities of "
                      f"all 527 AudioSet classes (weight {config['all_tags_weight']}; the read-out is dropped after "

@@ -123,6 +123,22 @@ def telephone_copies(sounds: SoundClips) -> SoundClips:
                             channel=["telephone"] * len(part))
 
 
+def speed_copies(sounds: SoundClips, max_factor: float, seed: int) -> SoundClips:
+    """A copy of every real wideband training clip played faster or slower (pitch and pace together, as a tape
+    would) by a random factor within 1 / ``max_factor``..``max_factor``, at least 5% away from 1: fifty people's
+    voices and sixteen sneezes are few, and the teacher tags each copy afresh, so the gate hears its judgement of
+    voices and sneezes a little higher, lower, quicker or slower than any recorded. Tags and labels stay the clip's."""
+    part = sounds.subset((sounds.split == "train") & (sounds.channel == "wideband") & np.isin(sounds.dataset, REAL))
+    if max_factor <= 1.0:
+        return part.subset(np.zeros(len(part), dtype=bool))
+    rng = np.random.default_rng([seed, 5])
+    size = np.log(max_factor) - np.log(1.05)
+    factors = np.exp(np.log(1.05) + rng.uniform(0, size, len(part))) ** rng.choice([-1, 1], len(part))
+    copies = [soxr.resample(part.waveform(i), int(round(SAMPLE_RATE * f)), SAMPLE_RATE, quality="HQ")
+              for i, f in enumerate(factors)]
+    return SoundClips.build(copies, **{k: getattr(part, k) for k in SoundClips.per_clip()})
+
+
 def mixtures(sounds: SoundClips, n: int, split: str, seed: int) -> SoundClips:
     """Up to `n` cough recordings of one split (and no more than it has real coughs, so no cough is used much more
     than once) with speech or an everyday sound of the same line (wideband or telephone) before or after the cough,
@@ -191,6 +207,7 @@ def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
     telephone copy of each wideband clip and the cough mixtures of each split (training.gate's docstring says why)."""
     real, reports = real_sounds(config)
     base = SoundClips.concatenate([from_clip_set(clips), real])
+    base = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
     with_lines = SoundClips.concatenate([base, telephone_copies(base)])
     made = [mixtures(with_lines, n, split, config["seed"])
             for split, n in (("train", config["n_mixtures"]), ("val", config["n_mixtures"] // 4),
