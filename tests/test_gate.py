@@ -79,7 +79,7 @@ def sound_set() -> SoundClips:
     return SoundClips.build(waves, sound_type=types, split=["train"] * 6 + ["test"] * 6,
                             dataset=["coswara", "coswara", "coswara", "speech-commands", "coswara", "esc10"] * 2,
                             kind=["cough-heavy", "cough-shallow", "counting-normal", "word", "breathing-deep",
-                                  "dog bark"] * 2, channel=["wideband"] * 12)
+                                  "dog bark"] * 2, channel=["wideband"] * 12, group=[f"g{i % 6}" for i in range(12)])
 
 
 def test_telephone_copies_keep_what_each_clip_is() -> None:
@@ -107,7 +107,7 @@ def test_speed_copies_are_real_wideband_training_clips_played_faster_or_slower_i
     waves = [tone, tone, tone, tone]
     sounds = SoundClips.build(waves, sound_type=[1, 1, 1, 3], split=["train", "train", "val", "train"],
                               dataset=["coswara", "coswara", "coswara", "generated"], kind=["vowel-a"] * 3 + ["tone"],
-                              channel=["wideband", "telephone", "wideband", "wideband"])
+                              channel=["wideband", "telephone", "wideband", "wideband"], group=["a", "a", "b", "c"])
     copies = speed_copies(sounds, 1.25, seed=0)
     assert len(copies) == 1, "only real, wideband, training clips are copied"
     assert copies.split.tolist() == ["train"] and copies.kind.tolist() == ["vowel-a"]
@@ -120,6 +120,24 @@ def test_speed_copies_are_real_wideband_training_clips_played_faster_or_slower_i
     assert len(speed_copies(sounds, 1.0, seed=0)) == 0, "off"
     again = speed_copies(sounds, 1.25, seed=0)
     np.testing.assert_array_equal(again.waveform(0), copies.waveform(0))
+
+
+def test_gate_crossval_folds_hold_each_group_out_once_and_never_test_or_generated_clips() -> None:
+    from training.gate_crossval import fold_of
+
+    groups = ["esc10:fold1", "esc10:fold2", "esc10:fold3", "esc10:fold4", "coswara:a", "coswara:a", "coswara:b",
+              "coswara:c", "speech-commands:x", "speech-commands:y", "covid19-cough:7", "generated"]
+    datasets = [g.split(":")[0] for g in groups]
+    splits = ["train", "train", "val", "test", "train", "train", "val", "train", "train", "val", "val", "train"]
+    n = len(groups)
+    sounds = SoundClips.build([np.zeros(10, np.float32)] * n, sound_type=[3] * n, split=splits, dataset=datasets,
+                              kind=["k"] * n, channel=["wideband"] * n, group=groups)
+    fold = fold_of(sounds, 3, seed=0)
+    assert fold[:4].tolist() == [0, 1, 2, -1], "ESC-10 by its own folds; the test fold never"
+    assert fold[4] == fold[5], "a participant's clips in one fold"
+    assert fold[-1] == -1 and fold[-2] >= 0, "generated clips train in every fold; covid19-cough recordings are dealt"
+    assert sorted(fold[4:8][[0, 2, 3]].tolist()) == [0, 1, 2], "three participants dealt to three folds"
+    np.testing.assert_array_equal(fold_of(sounds, 3, seed=0), fold)
 
 
 def test_covid_clips_become_coughs_and_generated_audio_speech_or_other() -> None:
@@ -158,7 +176,7 @@ def test_gate_threshold_keeps_every_group_above_its_bar_when_it_can() -> None:
     t = choose_gate_threshold(p, groups)
     assert 0.5 < t <= 0.8
     made = SoundClips.build([np.zeros(10, np.float32)], sound_type=[0], split=["val"], dataset=["generated"],
-                            kind=["tone"], channel=["wideband"])
+                            kind=["tone"], channel=["wideband"], group=["generated"])
     assert gate_groups(made).tolist() == [""]  # made-up clips choose nothing
 
 

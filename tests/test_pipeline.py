@@ -143,6 +143,24 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     assert seeded["per_source_auc"]["teacher"] == report["per_source_auc"]["teacher"], "same folds, same teacher"
     assert (reports / "seed3" / "crossval.json").exists() and card.read_text() == text, "--card= leaves it alone"
 
+    from training import gate_crossval
+
+    gate_cv = gate_crossval.main([f"--run_dir={tmp_path / 'run'}", "--folds=2", "--epochs=1", "--limit=60",
+                                  "--speed_copies=1.0", f"--report={reports / 'gate_crossval.json'}"])
+    held = [c for c in gate_cv["clips"] if c["channel"] == "wideband" and c["dataset"] != "covid19-cough"]
+    real = [r for r in sounds if r["channel"] == "wideband" and r["dataset"] in ("coswara", "esc10", "speech-commands")]
+    copies = 2 if gate["config"]["speed_copies"] > 1 else 1  # the run's training split holds a speed copy of each
+    assert len(held) == sum(r["split"] == "val" for r in real) + sum(r["split"] == "train" for r in real) // copies, \
+        "every real training and validation recording is held out once"
+    folds_of_group: dict[str, set] = {}
+    for clip in gate_cv["clips"]:
+        folds_of_group.setdefault(clip["group"], set()).add(clip["fold"])
+    assert all(len(f) == 1 for f in folds_of_group.values()), "a person, speaker or fold is held out in one fold"
+    assert {c["fold"] for c in gate_cv["clips"]} == {0, 1}
+    assert sum(n for _, n in gate_cv["rates"].values()) == len(gate_cv["clips"])
+    assert 0.0 <= gate_cv["auc"] <= 1.0 and json.loads((reports / "gate_crossval.json").read_text())["wrong"] == \
+        gate_cv["wrong"]
+
 
 def test_cross_validation_never_reads_the_test_split() -> None:
     from training.crossval import cross_validated_rows

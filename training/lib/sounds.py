@@ -52,6 +52,10 @@ REAL = ("coswara", "esc10", "speech-commands", "covid19-cough")  # the data sets
 # What a card row calls a recording of each loaded data set (training.lib.data sets these meta keys).
 KIND = {"coswara": lambda rec: str(rec.get("kind")), "esc10": lambda rec: str(rec.get("category")),
         "speech-commands": lambda rec: "one word"}
+# ... and the group it belongs to: clips of one group are never on both sides of a split or a fold.
+GROUP = {"coswara": lambda rec: f"coswara:{rec.get('participant')}",
+         "esc10": lambda rec: f"esc10:fold{rec.get('fold')}",
+         "speech-commands": lambda rec: f"speech-commands:{rec.get('speaker')}"}
 
 
 @dataclass
@@ -63,6 +67,7 @@ class SoundClips(PackedClips):
     dataset: np.ndarray  # (N,) one of REAL, "generated" or "mixture"
     kind: np.ndarray  # (N,) Coswara's sound, the ESC-10 class, "word", the covid19-cough source, the generated kind
     channel: np.ndarray  # (N,) "wideband", or "telephone" (call-centre audio, or made by `telephone`)
+    group: np.ndarray  # (N,) who or what it came from ("coswara:<participant>", "esc10:fold<k>", ...): copies keep it
 
 
 def teacher_distribution(tags: np.ndarray) -> np.ndarray:
@@ -99,7 +104,8 @@ def from_recordings(decoded: Sequence[tuple[Recording, np.ndarray]], split_of: d
         [w[:longest] for _, w in decoded],
         sound_type=[SOUND_TYPES.index(str(rec.get("sound_type"))) for rec, _ in decoded],
         split=[split_of[rec.sha256] for rec, _ in decoded], dataset=[dataset] * len(decoded),
-        kind=[KIND[dataset](rec) for rec, _ in decoded], channel=["wideband"] * len(decoded))
+        kind=[KIND[dataset](rec) for rec, _ in decoded], channel=["wideband"] * len(decoded),
+        group=[GROUP[dataset](rec) for rec, _ in decoded])
 
 
 def from_clip_set(clips: ClipSet) -> SoundClips:
@@ -110,7 +116,8 @@ def from_clip_set(clips: ClipSet) -> SoundClips:
     types = np.where(cough, "cough", np.where(kinds == "speech", "speech", "other"))
     return SoundClips(clips.audio, clips.offsets, np.array([SOUND_TYPES.index(t) for t in types]), clips.split,
                       np.where(cough, "covid19-cough", "generated"), kinds,
-                      np.where(kinds == "call-center", "telephone", "wideband"))
+                      np.where(kinds == "call-center", "telephone", "wideband"),
+                      np.where(cough, np.char.add("covid19-cough:", clips.recording.astype(str)), "generated"))
 
 
 def telephone_copies(sounds: SoundClips) -> SoundClips:
@@ -147,7 +154,7 @@ def mixtures(sounds: SoundClips, n: int, split: str, seed: int) -> SoundClips:
     in_split = (sounds.split == split) & np.isin(sounds.dataset, REAL)
     coughs = np.flatnonzero(in_split & (sounds.sound_type == SOUND_TYPES.index("cough")))
     others = np.flatnonzero(in_split & np.isin(sounds.sound_type, [SOUND_TYPES.index(t) for t in ("speech", "other")]))
-    waveforms, kinds, channels = [], [], []
+    waveforms, kinds, channels, groups = [], [], [], []
     for _ in range(min(n, len(coughs)) if len(others) else 0):
         cough = int(rng.choice(coughs))
         same_line = others[sounds.channel[others] == sounds.channel[cough]]
@@ -161,9 +168,10 @@ def mixtures(sounds: SoundClips, n: int, split: str, seed: int) -> SoundClips:
         waveforms.append(mixed / np.abs(mixed).max())
         kinds.append(f"cough + {SOUND_TYPES[sounds.sound_type[other]]}")
         channels.append(sounds.channel[cough])
+        groups.append(f"{sounds.group[cough]} + {sounds.group[other]}")
     return SoundClips.build(waveforms, sound_type=np.full(len(waveforms), SOUND_TYPES.index("cough")),
                             split=[split] * len(waveforms), dataset=["mixture"] * len(waveforms), kind=kinds,
-                            channel=channels)
+                            channel=channels, group=groups)
 
 
 def _piece(waveform: np.ndarray, rng: np.random.Generator, seconds: float = 4.0) -> np.ndarray:
@@ -202,17 +210,28 @@ def real_sounds(config: dict) -> tuple[SoundClips, dict]:
     return SoundClips.concatenate(parts), reports
 
 
-def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
-    """Everything the gate learns from and is measured on, in one set: the run's clips, the real recordings, a
-    telephone copy of each wideband clip and the cough mixtures of each split (training.gate's docstring says why)."""
+def recorded_sounds(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
+    """The run's clips and the real recordings, in their splits, with what the loaders dropped."""
     real, reports = real_sounds(config)
-    base = SoundClips.concatenate([from_clip_set(clips), real])
+    return SoundClips.concatenate([from_clip_set(clips), real]), reports
+
+
+def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
+    """Everything the gate learns from and is measured on, in one set: the run's clips and the real recordings
+    (recorded_sounds), and what is made of them (made_sounds)."""
+    base, reports = recorded_sounds(clips, config)
+    return made_sounds(base, config), reports
+
+
+def made_sounds(base: SoundClips, config: dict) -> SoundClips:
+    """``base`` with, split by split, what is made of it: the speed copies of its training clips, a telephone copy
+    of each wideband clip and the cough mixtures of each split (training.gate's docstring says why)."""
     base = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
     with_lines = SoundClips.concatenate([base, telephone_copies(base)])
     made = [mixtures(with_lines, n, split, config["seed"])
             for split, n in (("train", config["n_mixtures"]), ("val", config["n_mixtures"] // 4),
                              ("test", config["n_mixtures"] // 4))]
-    return SoundClips.concatenate([with_lines, *made]), reports
+    return SoundClips.concatenate([with_lines, *made])
 
 
 @torch.no_grad()
