@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from coughkd.model import SOUND_TYPES
-from training.gate import balanced_weights, soft_cross_entropy
 from training.lib.clips import ClipSet
+from training.lib.gate_training import balanced_weights, soft_cross_entropy
 from training.lib.metrics import (
     GATE_BARS,
     choose_gate_threshold,
@@ -265,7 +265,7 @@ class _CountingTagger(torch.nn.Module):
 
 
 def test_teacher_tags_are_cached_by_content_and_only_new_clips_are_tagged(tmp_path, monkeypatch) -> None:
-    from training import gate
+    from training.lib import gate_training as gate
 
     tagger = _CountingTagger()
     monkeypatch.setattr(gate, "build_teacher", lambda name: tagger)
@@ -281,7 +281,7 @@ def test_teacher_tags_are_cached_by_content_and_only_new_clips_are_tagged(tmp_pa
 
 
 def test_the_audioset_read_out_trains_the_gates_embedding_and_is_not_kept() -> None:
-    from training.gate import GateTraining
+    from training.lib.gate_training import GateTraining
 
     torch.manual_seed(0)
     gate = SoundTypeCNN()
@@ -307,7 +307,7 @@ def test_level_and_tilt_shift_each_example_within_its_bounds_and_keep_the_floor(
     import math
 
     from coughkd.features import LOG_OFFSET
-    from training.gate import level_and_tilt
+    from training.lib.gate_training import level_and_tilt
 
     x = torch.full((64, 64, 10), -2.0)
     x[:, :, 0] = math.log(LOG_OFFSET)
@@ -324,7 +324,7 @@ def test_level_and_tilt_shift_each_example_within_its_bounds_and_keep_the_floor(
 
 
 def test_background_noise_fills_the_quiet_frames_at_the_drawn_snr_and_leaves_half_the_batch_alone() -> None:
-    from training.gate import background_noise
+    from training.lib.gate_training import background_noise
 
     x = torch.full((200, 64, 50), -13.8)  # silence at the front end's floor...
     x[:, :, 20:25] = 0.0  # ... around a burst
@@ -342,7 +342,7 @@ def test_background_noise_fills_the_quiet_frames_at_the_drawn_snr_and_leaves_hal
 
 def test_reverberation_adds_a_decaying_tail_after_each_sound_and_leaves_half_the_batch_alone() -> None:
     from coughkd.features import LOG_OFFSET
-    from training.gate import reverberation
+    from training.lib.gate_training import reverberation
 
     x = torch.full((200, 64, 120), float(np.log(LOG_OFFSET)))
     x[:, :, 20] = 0.0  # one frame of power 1 in silence
@@ -362,7 +362,7 @@ def test_reverberation_adds_a_decaying_tail_after_each_sound_and_leaves_half_the
 
 def test_pitch_and_speed_moves_a_sound_in_frequency_and_time_within_bounds_on_half_the_batch() -> None:
     from coughkd.features import LOG_OFFSET
-    from training.gate import pitch_and_speed
+    from training.lib.gate_training import pitch_and_speed
 
     floor = float(np.log(LOG_OFFSET))
     x = torch.full((400, 64, 100), floor)

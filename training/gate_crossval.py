@@ -8,12 +8,13 @@ Why: the validation split holds eight Coswara participants, one ESC-10 fold and 
 make a handful of mistakes on it, while the test split's new people and sneezes cost the same gates thirty. How well a
 recipe carries to people and sounds it has not heard is not told by so few groups. Here every training and validation
 group is held out once: ESC-10 fold k + 1 is held out in fold k; Coswara participants, Speech Commands speakers and
-covid19-cough recordings are dealt to the folds in a seeded shuffle, data set by data set. Each fold repeats
-training.gate's recipe (every setting of training.gate is a setting here too) on the other folds, with the speed
-copies, telephone copies and mixtures made anew from them, and scores its held-out real recordings and their
-telephone copies. Prints the out-of-fold shares of every group and kind at the one threshold that serves the groups
-best (the same rule as training.gate's, so optimistic, and alike for every recipe) and the cough-vs-rest AUC; writes
-them, with every held-out clip's cough probability, to ``report``.
+covid19-cough recordings are dealt to the folds in a seeded shuffle, data set by data set. Each fold repeats the
+recipe of the run's gate (the training.gate config its sound_cnn.pt records; any of its settings can be overridden
+here, as ``--speed_copies=1.0`` above) on the other folds, with the speed copies, telephone copies and mixtures made
+anew from them, and scores its held-out real recordings and their telephone copies. Prints the out-of-fold shares of
+every group and kind at the one threshold that serves the groups best (the same rule as training.gate's, so
+optimistic, and alike for every recipe) and the cough-vs-rest AUC; writes them, with every held-out clip's cough
+probability, to ``report``.
 """
 from __future__ import annotations
 
@@ -25,20 +26,20 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from coughkd.model import SOUND_TYPES
-from training import gate
-from training.gate import train_member
 from training.lib.clips import ClipSet, features
-from training.lib.configurator import configure
+from training.lib.configurator import config_keys, parse_overrides
+from training.lib.gate_training import train_member
 from training.lib.metrics import choose_gate_threshold, gate_auc, gate_groups, gate_rates
 from training.lib.sounds import REAL, SoundClips, gate_probabilities, made_sounds, recorded_sounds
 from training.models.students import GateEnsemble
 
-# ---- config: plain values, override with --name=value (and any setting of training.gate) -------------------------
+# ---- config: plain values, override with --name=value (and any setting of the run's gate recipe) ------------------
 run_dir = "runs/latest"
 folds = 3  # ESC-10 holds folds 1-3 outside its test fold: one each
-members = 1  # networks per fold (the shipped gate averages training.gate.members of them; one keeps this to ~30 min)
+members = 1  # networks per fold (the shipped gate averages `members` of them; one keeps this to ~30 min)
 report = "reports/gate_crossval.json"
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -89,8 +90,17 @@ def summary(held: SimpleNamespace) -> dict:
             "wrong": sum(n - r for r, n in rates.values()), "accepted_per_kind": kinds}
 
 
+def settings(argv: list[str]) -> dict:
+    """This script's settings over the recipe of the run's gate (the training.gate config its checkpoint records),
+    then the overrides: the recipe is cross-validated as it was trained, unless told otherwise."""
+    own = {k: globals()[k] for k in config_keys(globals())}
+    run = parse_overrides(own, [a for a in argv if a.startswith("--run_dir=")])["run_dir"]
+    recipe = torch.load(Path(run) / "sound_cnn.pt", map_location="cpu", weights_only=False)["config"]
+    return parse_overrides({**recipe, **own}, argv)
+
+
 def main(argv: list[str]) -> dict:
-    config = configure({**vars(gate), **globals()}, argv)
+    config = settings(argv)
     started = time.time()
     run = Path(config["run_dir"])
     base, _ = recorded_sounds(ClipSet.load(run / "clips.npz"), config)
