@@ -135,9 +135,9 @@ def speed_copies(sounds: SoundClips, max_factor: float, seed: int) -> SoundClips
     would) by a random factor within 1 / ``max_factor``..``max_factor``, at least 5% away from 1: fifty people's
     voices and sixteen sneezes are few, and the teacher tags each copy afresh, so the gate hears its judgement of
     voices and sneezes a little higher, lower, quicker or slower than any recorded. Tags and labels stay the clip's."""
-    part = sounds.subset((sounds.split == "train") & (sounds.channel == "wideband") & np.isin(sounds.dataset, REAL))
     if max_factor <= 1.0:
-        return part.subset(np.zeros(len(part), dtype=bool))
+        return sounds.subset(np.zeros(len(sounds), dtype=bool))
+    part = sounds.subset((sounds.split == "train") & (sounds.channel == "wideband") & np.isin(sounds.dataset, REAL))
     rng = np.random.default_rng([seed, 5])
     size = np.log(max_factor) - np.log(1.05)
     factors = np.exp(np.log(1.05) + rng.uniform(0, size, len(part))) ** rng.choice([-1, 1], len(part))
