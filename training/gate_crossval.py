@@ -39,7 +39,7 @@ from training.models.students import GateEnsemble
 # ---- config: plain values, override with --name=value (and any setting of the run's gate recipe) ------------------
 run_dir = "runs/latest"
 folds = 3  # ESC-10 holds folds 1-3 outside its test fold: one each
-members = 1  # networks per fold (the shipped gate averages `members` of them; one keeps this to ~30 min)
+members = 1  # networks per fold (the shipped gate averages `members` of them; one keeps a run to about 45 min)
 report = "reports/gate_crossval.json"
 # --------------------------------------------------------------------------------------------------------------------
 
