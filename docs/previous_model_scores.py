@@ -13,7 +13,11 @@ import sys
 from pathlib import Path
 
 import coughkd
-from training.lib.data import decode_all, load_covid19_cough, split
+
+try:
+    from training.lib.data import decode_all, load_covid19_cough, split
+except ImportError:  # releases before training/lib/ (such as 0098451) kept the data code in training/data.py
+    from training.data import decode_all, load_covid19_cough, split
 
 recordings, _ = load_covid19_cough()
 decoded, _ = decode_all(recordings, progress=False)
