@@ -101,6 +101,19 @@ def test_mixtures_are_coughs_of_one_split_and_one_line() -> None:
     assert len(mixtures(sounds, 5, "val", seed=0)) == 0  # nothing in that split to mix
 
 
+def test_non_cough_mixtures_join_speech_and_everyday_sounds_and_hold_no_cough() -> None:
+    sounds = sound_set()
+    made = mixtures(sounds, 20, "test", seed=0, with_cough=False)
+    others = int(((sounds.split == "test") & np.isin(sounds.sound_type, [1, 3])).sum())
+    assert len(made) == others == 3, "no more mixtures than the split has speech and everyday sounds"
+    # One everyday sound in the split, and a clip is never joined to itself: each mixture holds a voice.
+    assert set(made.kind) <= {"speech + speech", "speech + other", "other + speech"}
+    assert all(len(set(g.split(" + "))) == 2 for g in made.group)
+    assert set(made.sound_type) == {SOUND_TYPES.index("speech")}, "a voice in it: speech"
+    assert all(len(made.waveform(i)) > 2 * 16000 for i in range(len(made)))  # both pieces and a pause
+    np.testing.assert_array_equal(mixtures(sounds, 20, "test", seed=0).sound_type, [0, 0])  # cough ones unchanged
+
+
 def test_speed_copies_are_real_wideband_training_clips_played_faster_or_slower_in_pitch_too() -> None:
     t = np.arange(16000 * 2) / 16000
     tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)

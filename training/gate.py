@@ -5,7 +5,8 @@
 The gate's data (training.lib.sounds): the run's covid19-cough recordings and generated clips in their own splits, and
 the real recordings of Coswara (every sound of 50 people, split by participant), ESC-10 (everyday sounds, split by
 fold) and Speech Commands (words, split by speaker); a telephone copy of every wideband clip; cough recordings with
-speech or an everyday sound around them; a copy of every real wideband training clip played faster or slower
+speech or an everyday sound around them, and speech and everyday sounds joined up the same way with no cough
+(``n_non_cough_mixtures``); a copy of every real wideband training clip played faster or slower
 (speed_copies). EfficientAT mn04 tags every clip and every event window once; its AudioSet tags become soft
 sound-type targets, blended with the known label of each clip (``tag_weight``). The network
 (students.SoundTypeCNN) learns from whole clips (up to ``max_seconds`` around their first event) and from event
@@ -47,6 +48,7 @@ tag_cache = "runs/cache/efficientat_tags.npz"  # the teacher's AudioSet logits k
 min_quality = 1  # Coswara files its listeners rated below this (0 = bad: silent, noise only, wrong content) are out
 speed_copies = 1.25  # > 1: each real wideband training clip also played up to this much faster or slower
 n_mixtures = 400  # cough + speech/other recordings made for the training split (a quarter as many for val and test)
+n_non_cough_mixtures = 0  # ... and speech/other + speech/other recordings, no cough in them
 tag_weight = 0.3  # target = (1 - w) * known label + w * the teacher's sound-type distribution
 gain_db = 6.0  # training inputs at a random level within +-gain_db (level_and_tilt)
 tilt_db = 6.0  # ... and a random spectral tilt within +-tilt_db across the band
@@ -94,6 +96,7 @@ def describe(sounds: SoundClips) -> list[dict]:
 
 def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: str = tag_cache,
         min_quality: int = min_quality, speed_copies: float = speed_copies, n_mixtures: int = n_mixtures,
+        n_non_cough_mixtures: int = n_non_cough_mixtures,
         tag_weight: float = tag_weight, all_tags_weight: float = all_tags_weight, gain_db: float = gain_db,
         tilt_db: float = tilt_db, noise_snr_min_db: float = noise_snr_min_db,
         noise_snr_max_db: float = noise_snr_max_db, reverb_rt60_max_s: float = reverb_rt60_max_s,

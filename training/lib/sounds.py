@@ -146,32 +146,38 @@ def speed_copies(sounds: SoundClips, max_factor: float, seed: int) -> SoundClips
     return SoundClips.build(copies, **{k: getattr(part, k) for k in SoundClips.per_clip()})
 
 
-def mixtures(sounds: SoundClips, n: int, split: str, seed: int) -> SoundClips:
+def mixtures(sounds: SoundClips, n: int, split: str, seed: int, with_cough: bool = True) -> SoundClips:
     """Up to `n` cough recordings of one split (and no more than it has real coughs, so no cough is used much more
     than once) with speech or an everyday sound of the same line (wideband or telephone) before or after the cough,
-    a short pause between: a person who talks before coughing still recorded coughs, and the gate must say so."""
-    rng = np.random.default_rng([seed, sum(map(ord, split))])
+    a short pause between: a person who talks before coughing still recorded coughs, and the gate must say so.
+
+    ``with_cough=False``: the same made of two speech or everyday recordings and no cough (speech if either holds
+    a voice, else other). Without them every joined-up clip the gate learnt from would be a cough, and "two sounds
+    with a pause between" would be a cough's sign."""
+    rng = np.random.default_rng([seed, sum(map(ord, split))] + ([] if with_cough else [1]))
     in_split = (sounds.split == split) & np.isin(sounds.dataset, REAL)
     coughs = np.flatnonzero(in_split & (sounds.sound_type == SOUND_TYPES.index("cough")))
     others = np.flatnonzero(in_split & np.isin(sounds.sound_type, [SOUND_TYPES.index(t) for t in ("speech", "other")]))
-    waveforms, kinds, channels, groups = [], [], [], []
-    for _ in range(min(n, len(coughs)) if len(others) else 0):
-        cough = int(rng.choice(coughs))
-        same_line = others[sounds.channel[others] == sounds.channel[cough]]
+    firsts = coughs if with_cough else others
+    waveforms, types, kinds, channels, groups = [], [], [], [], []
+    for _ in range(min(n, len(firsts)) if len(others) else 0):
+        first = int(rng.choice(firsts))
+        same_line = others[(sounds.channel[others] == sounds.channel[first]) & (others != first)]
         if len(same_line) == 0:
             continue
         other = int(rng.choice(same_line))
-        parts = [_piece(sounds.waveform(i), rng) * rng.uniform(0.5, 1.0) for i in (cough, other)]
+        parts = [_piece(sounds.waveform(i), rng) * rng.uniform(0.5, 1.0) for i in (first, other)]
         pause = rng.standard_normal(int(rng.uniform(0.1, 0.5) * SAMPLE_RATE)).astype(np.float32) * 1e-3
         order = parts if rng.random() < 0.5 else parts[::-1]
         mixed = np.concatenate([order[0], pause, order[1]])
         waveforms.append(mixed / np.abs(mixed).max())
-        kinds.append(f"cough + {SOUND_TYPES[sounds.sound_type[other]]}")
-        channels.append(sounds.channel[cough])
-        groups.append(f"{sounds.group[cough]} + {sounds.group[other]}")
-    return SoundClips.build(waveforms, sound_type=np.full(len(waveforms), SOUND_TYPES.index("cough")),
-                            split=[split] * len(waveforms), dataset=["mixture"] * len(waveforms), kind=kinds,
-                            channel=channels, group=groups)
+        pair = [SOUND_TYPES[sounds.sound_type[i]] for i in (first, other)]
+        types.append(SOUND_TYPES.index("cough" if with_cough else "speech" if "speech" in pair else "other"))
+        kinds.append(" + ".join(pair))
+        channels.append(sounds.channel[first])
+        groups.append(f"{sounds.group[first]} + {sounds.group[other]}")
+    return SoundClips.build(waveforms, sound_type=np.array(types, dtype=int), split=[split] * len(waveforms),
+                            dataset=["mixture"] * len(waveforms), kind=kinds, channel=channels, group=groups)
 
 
 def _piece(waveform: np.ndarray, rng: np.random.Generator, seconds: float = 4.0) -> np.ndarray:
@@ -225,12 +231,15 @@ def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
 
 def made_sounds(base: SoundClips, config: dict) -> SoundClips:
     """``base`` with, split by split, what is made of it: the speed copies of its training clips, a telephone copy
-    of each wideband clip and the cough mixtures of each split (training.gate's docstring says why)."""
+    of each wideband clip and the mixtures, with and without a cough, of each split (training.gate's docstring says
+    why)."""
     base = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
     with_lines = SoundClips.concatenate([base, telephone_copies(base)])
-    made = [mixtures(with_lines, n, split, config["seed"])
-            for split, n in (("train", config["n_mixtures"]), ("val", config["n_mixtures"] // 4),
-                             ("test", config["n_mixtures"] // 4))]
+    # Recipes recorded before non-cough mixtures existed had none.
+    counts = {True: config["n_mixtures"], False: config.get("n_non_cough_mixtures", 0)}
+    made = [mixtures(with_lines, n, split, config["seed"], with_cough)
+            for with_cough, total in counts.items()
+            for split, n in (("train", total), ("val", total // 4), ("test", total // 4))]
     return SoundClips.concatenate([with_lines, *made])
 
 
