@@ -1,7 +1,7 @@
 """Rebuild the shipped model from data, end to end, and rewrite assets/model/ and assets/MODEL_CARD.md (with the
 run's ROC plot beside it, MODEL_CARD_roc.png).
 
-    python -m training.reproduce                      # the shipped model (23 min from a clean checkout, 2 cores)
+    python -m training.reproduce                      # the shipped model (run time by machine: README.md)
     python -m training.reproduce --limit=60 --student_epochs=2 --out_dir=/tmp/m   # smoke run
     python -m training.reproduce --teacher=facebook/wav2vec2-base --finetune_epochs=3 --mode=frozen
     accelerate launch -m training.reproduce --teacher=facebook/wav2vec2-base --finetune_epochs=3   # every GPU
