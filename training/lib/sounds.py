@@ -236,9 +236,9 @@ def made_sounds(base: SoundClips, config: dict) -> SoundClips:
     base = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
     with_lines = SoundClips.concatenate([base, telephone_copies(base)])
     # Recipes recorded before non-cough mixtures existed had none.
-    counts = {True: config["n_mixtures"], False: config.get("n_non_cough_mixtures", 0)}
+    counts = ((True, config["n_mixtures"]), (False, config.get("n_non_cough_mixtures", 0)))
     made = [mixtures(with_lines, n, split, config["seed"], with_cough)
-            for with_cough, total in counts.items()
+            for with_cough, total in counts
             for split, n in (("train", total), ("val", total // 4), ("test", total // 4))]
     return SoundClips.concatenate([with_lines, *made])
 
