@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from coughkd.audio import SAMPLE_RATE
+from coughkd.features import HOP_LENGTH, WINDOW_FRAMES
 from coughkd.model import SOUND_TYPES
-from training.lib.clips import ClipSet
-from training.lib.gate_training import balanced_weights, soft_cross_entropy
+from training.lib.clips import ClipSet, clip_features
+from training.lib.gate_training import balanced_weights, items, soft_cross_entropy
 from training.lib.metrics import (
     GATE_BARS,
     choose_gate_threshold,
@@ -170,6 +172,27 @@ def test_balanced_weights_give_every_type_the_same_total() -> None:
     assert w.mean() == pytest.approx(1.0)
     assert w[types == 0].sum() == pytest.approx(w[types == 2].sum())
     assert w[:90].sum() == pytest.approx(w[90:100].sum())  # within a type, each data set counts alike
+
+
+def test_training_items_are_the_clip_around_its_first_event_and_event_windows_as_views_not_copies() -> None:
+    rng = np.random.default_rng(0)
+    burst = lambda: rng.standard_normal(3200).astype(np.float32) * 0.5  # noqa: E731
+    quiet = lambda seconds: rng.standard_normal(int(seconds * SAMPLE_RATE)).astype(np.float32) * 1e-3  # noqa: E731
+    waveform = np.concatenate([quiet(6.0), burst(), quiet(1.0), burst(), quiet(1.0), burst(), quiet(6.0)])
+    feats = [clip_features(waveform), clip_features(quiet(0.5))]
+    assert len(feats[0].events) == 3
+    owners, log_mels, waveforms = items(feats, {"seed": 0, "max_seconds": 4.0, "windows_per_clip": 2})
+    # the clip and two of its three events; a clip with no burst, and the one event the runtime falls back on
+    assert owners == [0, 0, 0, 1, 1] and len(feats[1].events) == 1
+    first = int(feats[0].centres[0])
+    assert waveforms[0].shape == (4 * SAMPLE_RATE,) and log_mels[0].shape[-1] == 4 * SAMPLE_RATE // HOP_LENGTH + 1
+    assert np.array_equal(waveforms[0], feats[0].waveform[first - 2 * SAMPLE_RATE:first + 2 * SAMPLE_RATE])
+    assert all(x.shape == (SAMPLE_RATE,) for x in waveforms[1:3]) and all(
+        x.shape[-1] == WINDOW_FRAMES for x in log_mels[1:3])
+    windows = [next(k for k in range(3) if np.array_equal(x, feats[0].windows[k])) for x in log_mels[1:3]]
+    assert windows == sorted(set(windows))  # two different events, in time order
+    for owner, x, w in zip(owners, log_mels, waveforms):  # nothing copied: the items hold no memory of their own
+        assert np.shares_memory(x, feats[owner].log_mel) and np.shares_memory(w, feats[owner].waveform)
 
 
 def test_soft_cross_entropy_is_lowest_at_the_target() -> None:

@@ -83,20 +83,6 @@ seed = 0
 BARRIER_TIMEOUT = timedelta(hours=2)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def teacher_tag(name: str) -> str:
     """The teacher's part of the model id: "" for mn04, else the hub name's or directory's last part
     ("facebook/wav2vec2-base" -> "wav2vec2-base-"), so a model distilled from another teacher says so."""
@@ -220,7 +206,6 @@ def run(*, run_dir: str = run_dir, out_dir: str = out_dir, card: str = card, rep
     Path(config["card"]).write_text(model_card(config, results, summary))
     print(f"done in {summary['minutes']:.1f} min: {out}, {config['card']}")
     return results
-
 
 
 def main(argv: list[str]) -> dict:

@@ -49,7 +49,7 @@ class PackedClips:
     @classmethod
     def build(cls, waveforms: list[np.ndarray], **per_clip: np.ndarray) -> Self:
         lengths = [len(w) for w in waveforms]
-        audio = np.concatenate(waveforms).astype(np.float32) if waveforms else np.zeros(0, np.float32)
+        audio = np.concatenate(waveforms, dtype=np.float32) if waveforms else np.zeros(0, np.float32)
         return cls(audio, np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
                    **{k: np.asarray(per_clip[k]) for k in cls.per_clip()})
 
@@ -83,12 +83,17 @@ def centred_slices(x: np.ndarray, centres: np.ndarray, width: int) -> np.ndarray
 
     Inside, not zero padded: a slice then holds only what the whole-clip input holds, so the student sees the same
     kind of input for an event as for a clip."""
+    if len(centres) == 0:
+        return np.zeros((0, *x.shape[:-1], min(width, x.shape[-1])), dtype=x.dtype)
+    return np.stack([centred_slice(x, int(c), width) for c in centres])
+
+
+def centred_slice(x: np.ndarray, centre: int, width: int) -> np.ndarray:
+    """One of `centred_slices`, as a view of x rather than a copy."""
     length = x.shape[-1]
     width = min(width, length)
-    starts = np.clip(np.asarray(centres, dtype=np.int64) - width // 2, 0, length - width)
-    if len(starts) == 0:
-        return np.zeros((0, *x.shape[:-1], width), dtype=x.dtype)
-    return np.stack([x[..., s:s + width] for s in starts])
+    start = min(max(centre - width // 2, 0), length - width)
+    return x[..., start:start + width]
 
 
 @dataclass

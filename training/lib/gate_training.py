@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import HOP_LENGTH, LOG_OFFSET
+from coughkd.features import HOP_LENGTH, LOG_OFFSET, WINDOW_FRAMES
 from coughkd.model import SOUND_TYPES
-from training.lib.clips import ClipFeatures, centred_slices
+from training.lib.clips import ClipFeatures, centred_slice
 from training.lib.distillation import RandomCrops, SimilarLengths, spec_masks
 from training.lib.sounds import SoundClips, teacher_distribution
 from training.models.efficientat import N_CLASSES
@@ -33,20 +33,20 @@ REVERB_DRR_DB = (0.0, 12.0)  # direct-to-reverberant ratios from arm's length to
 
 def items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
     """Training items: per clip, its log-mel (up to max_seconds around its first event) and up to windows_per_clip
-    event windows. Returns (clip of each item, log-mels, the band-limited waveforms the teacher hears)."""
+    event windows. Returns (clip of each item, log-mels, the band-limited waveforms the teacher hears), each a view
+    of the clip's features, not a copy."""
     rng = np.random.default_rng(config["seed"])
     samples = int(config["max_seconds"] * SAMPLE_RATE)
     owners, log_mels, waveforms = [], [], []
     for i, f in enumerate(feats):
-        centre = f.centres[:1]
+        centre = int(f.centres[0])
         owners.append(i)
-        log_mels.append(centred_slices(f.log_mel, centre // HOP_LENGTH, samples // HOP_LENGTH + 1)[0])
-        waveforms.append(centred_slices(f.waveform, centre, samples)[0])
-        windows = f.windows
+        log_mels.append(centred_slice(f.log_mel, centre // HOP_LENGTH, samples // HOP_LENGTH + 1))
+        waveforms.append(centred_slice(f.waveform, centre, samples))
         for k in np.sort(rng.permutation(len(f.events))[:config["windows_per_clip"]]):
             owners.append(i)
-            log_mels.append(windows[k])
-            waveforms.append(centred_slices(f.waveform, f.centres[k:k + 1], SAMPLE_RATE)[0])
+            log_mels.append(centred_slice(f.log_mel, int(f.centres[k]) // HOP_LENGTH, WINDOW_FRAMES))
+            waveforms.append(centred_slice(f.waveform, int(f.centres[k]), SAMPLE_RATE))
     return owners, log_mels, waveforms
 
 
@@ -55,7 +55,9 @@ def teacher_tags(waveforms: list[np.ndarray], cache: Path | None = None, batch_s
     """(n, N_CLASSES) the EfficientAT tagger's AudioSet logits of each item, items of one length batched together
     (event windows are all 1 s, and most cut clips are max_seconds long). ``cache``: an .npz of logits keyed by each
     item's content hash, read first and extended, so a re-run or a resumed run tags only what is new."""
-    padded = [np.pad(w, (0, max(0, int(MIN_SECONDS * SAMPLE_RATE) - len(w)))).astype(np.float32) for w in waveforms]
+    shortest = int(MIN_SECONDS * SAMPLE_RATE)
+    padded = [np.asarray(w, dtype=np.float32) if len(w) >= shortest else  # no copy of what is long enough
+              np.pad(w, (0, shortest - len(w))).astype(np.float32) for w in waveforms]
     keys = [hashlib.blake2b(w.tobytes(), digest_size=16).hexdigest() for w in padded]
     known: dict[str, np.ndarray] = {}
     if cache is not None and cache.exists():
@@ -78,6 +80,13 @@ def teacher_tags(waveforms: list[np.ndarray], cache: Path | None = None, batch_s
             np.savez(part, keys=np.array(list(known)), tags=np.stack(list(known.values())))
             os.replace(part, cache)
     return np.stack([known[k] for k in keys]).astype(np.float32)
+
+
+def tagged_items(feats: list[ClipFeatures], config: dict) -> tuple[list[int], list[np.ndarray], np.ndarray]:
+    """`items` with the teacher's tags of each in place of the waveforms it heard: those are most of the items'
+    memory and nothing after the teacher needs them."""
+    owners, log_mels, waveforms = items(feats, config)
+    return owners, log_mels, teacher_tags(waveforms, Path(config["tag_cache"]) if config["tag_cache"] else None)
 
 
 def balanced_weights(types: np.ndarray, datasets: np.ndarray) -> np.ndarray:
@@ -194,10 +203,9 @@ def train_member(sounds: SoundClips, feats: list[ClipFeatures], config: dict) ->
     torch.manual_seed(config["seed"])
     accelerator = Accelerator()
     train = np.flatnonzero(sounds.split == "train")
-    owners, log_mels, waveforms = items([feats[i] for i in train], config)
+    owners, log_mels, tags = tagged_items([feats[i] for i in train], config)
     owners = train[np.asarray(owners)]
     known = np.eye(len(SOUND_TYPES), dtype=np.float32)[sounds.sound_type[owners]]
-    tags = teacher_tags(waveforms, Path(config["tag_cache"]) if config["tag_cache"] else None)
     target = (1 - config["tag_weight"]) * known + config["tag_weight"] * teacher_distribution(tags)
     weight = balanced_weights(sounds.sound_type[owners], sounds.dataset[owners])
     extra = {"target": target, "weight": weight, "tags": torch.sigmoid(torch.from_numpy(tags)).numpy()}

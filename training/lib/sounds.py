@@ -124,10 +124,10 @@ def telephone_copies(sounds: SoundClips) -> SoundClips:
     """A telephone version of every wideband clip but the covid19-cough ones, in the same split: call-centre coughs
     are 8 kHz, so the gate must hear 8 kHz speech, breathing and everyday sounds too, or the line itself would say
     "cough"."""
-    part = sounds.subset((sounds.channel == "wideband") & (sounds.dataset != "covid19-cough"))
-    copies = [telephone(part.waveform(i)) for i in range(len(part))]
-    return SoundClips.build(copies, **{k: getattr(part, k) for k in SoundClips.per_clip() if k != "channel"},
-                            channel=["telephone"] * len(part))
+    rows = np.flatnonzero((sounds.channel == "wideband") & (sounds.dataset != "covid19-cough"))
+    copies = [telephone(sounds.waveform(i)) for i in rows]
+    return SoundClips.build(copies, **{k: getattr(sounds, k)[rows] for k in SoundClips.per_clip() if k != "channel"},
+                            channel=["telephone"] * len(rows))
 
 
 def speed_copies(sounds: SoundClips, max_factor: float, seed: int) -> SoundClips:
@@ -137,13 +137,13 @@ def speed_copies(sounds: SoundClips, max_factor: float, seed: int) -> SoundClips
     voices and sneezes a little higher, lower, quicker or slower than any recorded. Tags and labels stay the clip's."""
     if max_factor <= 1.0:
         return sounds.subset(np.zeros(len(sounds), dtype=bool))
-    part = sounds.subset((sounds.split == "train") & (sounds.channel == "wideband") & np.isin(sounds.dataset, REAL))
+    rows = np.flatnonzero((sounds.split == "train") & (sounds.channel == "wideband") & np.isin(sounds.dataset, REAL))
     rng = np.random.default_rng([seed, 5])
     size = np.log(max_factor) - np.log(1.05)
-    factors = np.exp(np.log(1.05) + rng.uniform(0, size, len(part))) ** rng.choice([-1, 1], len(part))
-    copies = [soxr.resample(part.waveform(i), int(round(SAMPLE_RATE * f)), SAMPLE_RATE, quality="HQ")
-              for i, f in enumerate(factors)]
-    return SoundClips.build(copies, **{k: getattr(part, k) for k in SoundClips.per_clip()})
+    factors = np.exp(np.log(1.05) + rng.uniform(0, size, len(rows))) ** rng.choice([-1, 1], len(rows))
+    copies = [soxr.resample(sounds.waveform(i), int(round(SAMPLE_RATE * f)), SAMPLE_RATE, quality="HQ")
+              for i, f in zip(rows, factors)]
+    return SoundClips.build(copies, **{k: getattr(sounds, k)[rows] for k in SoundClips.per_clip()})
 
 
 def mixtures(sounds: SoundClips, n: int, split: str, seed: int, with_cough: bool = True) -> SoundClips:
@@ -232,9 +232,10 @@ def sound_set(clips: ClipSet, config: dict) -> tuple[SoundClips, dict]:
 def made_sounds(base: SoundClips, config: dict) -> SoundClips:
     """``base`` with, split by split, what is made of it: the speed copies of its training clips, a telephone copy
     of each wideband clip and the mixtures, with and without a cough, of each split (training.gate's docstring says
-    why)."""
-    base = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
-    with_lines = SoundClips.concatenate([base, telephone_copies(base)])
+    why). Each intermediate set is let go as soon as the next holds it: the audio is the step's largest part."""
+    sped = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
+    with_lines = SoundClips.concatenate([sped, telephone_copies(sped)])
+    del sped
     # Recipes recorded before non-cough mixtures existed had none.
     counts = ((True, config["n_mixtures"]), (False, config.get("n_non_cough_mixtures", 0)))
     made = [mixtures(with_lines, n, split, config["seed"], with_cough)
