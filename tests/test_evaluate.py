@@ -16,6 +16,7 @@ from training.lib.metrics import (
     operating_point,
     paired_auc_difference,
     paired_differences,
+    paired_group_auc_difference,
     paired_table,
     roc_auc_ci,
     sensitivity_at_specificity,
@@ -225,6 +226,23 @@ def test_paired_ci_is_narrower_than_separate_cis_when_models_share_noise() -> No
     _, a_low, a_high = roc_auc_ci(y, a, n_boot=1000)
     # Resampling the two models independently would give a CI of the difference wider than either model's own.
     assert high - low < 0.5 * (a_high - a_low)
+
+
+def test_group_paired_difference_resamples_whole_groups() -> None:
+    y, a, b = _correlated_models(300, 3)
+    one_each = np.arange(300)
+    point, low, high = paired_group_auc_difference(y, a, b, one_each, n_boot=1000)
+    assert point == pytest.approx(paired_auc_difference(y, a, b)[0], abs=1e-12)
+    assert low <= point <= high
+    assert paired_group_auc_difference(y, a, a, one_each, n_boot=200) == (0.0, 0.0, 0.0)
+    assert paired_group_auc_difference(y, a, b, one_each, n_boot=200, seed=4) == paired_group_auc_difference(
+        y, a, b, one_each, n_boot=200, seed=4)
+    # Ten groups whose clips all move together: far less is known than from 300 separate clips, and the CI says so.
+    groups = np.arange(300) % 10
+    shared = np.random.default_rng(5).normal(size=10)[groups]
+    _, g_low, g_high = paired_group_auc_difference(y, a + shared * y, b, groups, n_boot=1000)
+    _, c_low, c_high = paired_auc_difference(y, a + shared * y, b, n_boot=1000)
+    assert g_high - g_low > 1.5 * (c_high - c_low)
 
 
 def test_paired_ci_tells_a_better_model_apart_and_is_seeded() -> None:

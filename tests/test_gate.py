@@ -1,6 +1,8 @@
 """The sound-type gate's data, targets, loss, threshold and report (training.sounds, training.gate, evaluate)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -153,6 +155,30 @@ def test_gate_crossval_folds_hold_each_group_out_once_and_never_test_or_generate
     assert fold[-1] == -1 and fold[-2] >= 0, "generated clips train in every fold; covid19-cough recordings are dealt"
     assert sorted(fold[4:8][[0, 2, 3]].tolist()) == [0, 1, 2], "three participants dealt to three folds"
     np.testing.assert_array_equal(fold_of(sounds, 3, seed=0), fold)
+
+
+def test_gate_crossval_compares_two_recipes_on_the_same_held_out_clips_only(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from training.gate_crossval import against
+
+    rng = np.random.default_rng(0)
+    n = 60
+    types = np.where(np.arange(n) % 3 == 0, 0, 1)  # a third coughs, the rest speech
+    held = SimpleNamespace(p_cough=np.clip(0.5 + 0.4 * (types == 0) + 0.2 * rng.normal(size=n), 0, 1),
+                           sound_type=types, dataset=np.array(["coswara"] * n), kind=np.array(["k"] * n),
+                           channel=np.array(["wideband"] * n), group=np.array([f"coswara:{i % 12}" for i in range(n)]))
+    worse = np.clip(held.p_cough + 0.3 * rng.normal(size=n), 0, 1)
+    clips = [{"dataset": "coswara", "kind": "k", "channel": "wideband", "group": str(g), "sound_type": SOUND_TYPES[t],
+              "p_cough": float(p)} for g, t, p in zip(held.group, types, worse)]
+    report = tmp_path / "other.json"
+    report.write_text(json.dumps({"wrong": 9, "clips": clips}))
+    paired = against(held, report)
+    assert paired["baseline_wrong"] == 9 and paired["auc_difference"] > 0
+    assert paired["ci"][0] <= paired["auc_difference"] <= paired["ci"][1]
+    report.write_text(json.dumps({"wrong": 9, "clips": clips[::-1]}))
+    with pytest.raises(ValueError, match="other clips"):
+        against(held, report)
 
 
 def test_covid_clips_become_coughs_and_generated_audio_speech_or_other() -> None:

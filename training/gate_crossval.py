@@ -3,6 +3,7 @@ splits (never test).
 
     python -m training.gate_crossval --run_dir=runs/reproduce --epochs=15        # ~45 min on 1 thread
     python -m training.gate_crossval --run_dir=runs/reproduce --speed_copies=1.0 --report=reports/gate_cv_b.json
+    python -m training.gate_crossval --run_dir=runs/reproduce --focus=2 --baseline=reports/gate_crossval.json
 
 Why: the validation split holds eight Coswara participants, one ESC-10 fold and a fifth of the speakers, and recipes
 make a handful of mistakes on it, while the test split's new people and sneezes cost the same gates thirty. How well a
@@ -14,7 +15,7 @@ here, as ``--speed_copies=1.0`` above) on the other folds, with the speed copies
 anew from them, and scores its held-out real recordings and their telephone copies. Prints the out-of-fold shares of
 every group and kind at the one threshold that serves the groups best (the same rule as training.gate's, so
 optimistic, and alike for every recipe) and the cough-vs-rest AUC; writes them, with every held-out clip's cough
-probability, to ``report``.
+probability, to ``report``; with ``baseline``, also the paired AUC difference from the recipe that wrote it.
 """
 from __future__ import annotations
 
@@ -32,7 +33,13 @@ from coughkd.model import SOUND_TYPES
 from training.lib.clips import ClipSet, features
 from training.lib.configurator import config_keys, parse_overrides
 from training.lib.gate_training import train_member
-from training.lib.metrics import choose_gate_threshold, gate_auc, gate_groups, gate_rates
+from training.lib.metrics import (
+    choose_gate_threshold,
+    gate_auc,
+    gate_groups,
+    gate_rates,
+    paired_group_auc_difference,
+)
 from training.lib.sounds import REAL, SoundClips, gate_probabilities, made_sounds, recorded_sounds
 from training.models.students import GateEnsemble
 
@@ -41,6 +48,7 @@ run_dir = "runs/latest"
 folds = 3  # ESC-10 holds folds 1-3 outside its test fold: one each
 members = 1  # networks per fold (the shipped gate averages `members` of them; one keeps a run to about 45 min)
 report = "reports/gate_crossval.json"
+baseline = ""  # another recipe's report, run on the same folds: the paired AUC difference (this recipe minus it)
 # --------------------------------------------------------------------------------------------------------------------
 
 
@@ -90,6 +98,22 @@ def summary(held: SimpleNamespace) -> dict:
             "wrong": sum(n - r for r, n in rates.values()), "accepted_per_kind": kinds}
 
 
+def against(held: SimpleNamespace, report: Path) -> dict:
+    """This recipe's out-of-fold AUC minus that of the recipe in ``report`` (the same held-out clips, in the same
+    order, or an error), with a 95% CI from resampling whole groups, and how many clips each gets wrong."""
+    other = json.loads(report.read_text())
+    clips = other["clips"]
+    same = len(clips) == len(held.p_cough) and all(
+        (c["dataset"], c["kind"], c["channel"], c["group"], c["sound_type"]) == (d, k, ch, g, SOUND_TYPES[t])
+        for c, d, k, ch, g, t in zip(clips, held.dataset, held.kind, held.channel, held.group, held.sound_type))
+    if not same:
+        raise ValueError(f"{report} holds other clips than this run: compare runs of the same folds and data")
+    cough = held.sound_type == SOUND_TYPES.index("cough")
+    point, low, high = paired_group_auc_difference(cough, held.p_cough, np.array([c["p_cough"] for c in clips]),
+                                                   held.group)
+    return {"baseline": str(report), "auc_difference": point, "ci": [low, high], "baseline_wrong": other["wrong"]}
+
+
 def settings(argv: list[str]) -> dict:
     """This script's settings over the recipe of the run's gate (the training.gate config its checkpoint records),
     then the overrides: the recipe is cross-validated as it was trained, unless told otherwise."""
@@ -116,6 +140,11 @@ def main(argv: list[str]) -> dict:
           f"{result['wrong']} treated wrongly; cough-vs-rest AUC {result['auc']:.4f}\n  " + "\n  ".join(lines))
     print("accepted as cough, per kind:\n  " + "\n  ".join(f"{k}: {a}/{n}"
                                                         for k, (a, n) in result["accepted_per_kind"].items()))
+    if config["baseline"]:
+        result["paired"] = against(held, Path(config["baseline"]))
+        paired = result["paired"]
+        print(f"against {paired['baseline']} ({paired['baseline_wrong']} treated wrongly): AUC difference "
+              f"{paired['auc_difference']:+.4f} [{paired['ci'][0]:+.4f}, {paired['ci'][1]:+.4f}] (groups resampled)")
     output = {**result, "command": "python -m training.gate_crossval " + " ".join(argv),
               "minutes": round((time.time() - started) / 60, 1),
               "clips": [{"dataset": str(d), "kind": str(k), "channel": str(c), "group": str(g), "fold": int(f),

@@ -102,6 +102,30 @@ def paired_auc_difference(
     return point, float(low), float(high)
 
 
+def paired_group_auc_difference(
+    y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, groups: np.ndarray, n_boot: int = 2000, seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float]:
+    """`paired_auc_difference` with whole groups resampled (people, speakers, folds, recordings) instead of clips:
+    one person's cough and speech stand or fall together, so clips of one group are not independent draws."""
+    y, groups = np.asarray(y).astype(int), np.asarray(groups)
+    names, group_of = np.unique(groups, return_inverse=True)
+    pos_a, neg_a = _split_scores(y, p_a)
+    pos_b, neg_b = _split_scores(y, p_b)
+    auc_a, auc_b = _weighted_auc(pos_a, neg_a), _weighted_auc(pos_b, neg_b)
+    of_pos, of_neg = group_of[y == 1], group_of[y == 0]
+    ones = np.ones((1, pos_a.size)), np.ones((1, neg_a.size))
+    point = float(auc_a(*ones)[0] - auc_b(*ones)[0])
+    counts = np.random.default_rng(seed).multinomial(len(names), np.full(len(names), 1.0 / len(names)), size=n_boot)
+    w_pos, w_neg = counts[:, of_pos].astype(float), counts[:, of_neg].astype(float)
+    kept = (w_pos.sum(axis=1) > 0) & (w_neg.sum(axis=1) > 0)
+    w_pos, w_neg = w_pos[kept], w_neg[kept]
+    scale = pos_a.size * neg_a.size / (w_pos.sum(axis=1) * w_neg.sum(axis=1))  # _weighted_auc assumes n draws each
+    boots = (auc_a(w_pos, w_neg) - auc_b(w_pos, w_neg)) * scale
+    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return point, float(low), float(high)
+
+
 def sensitivity_at_specificity(y: np.ndarray, p: np.ndarray, specificity: float = 0.9) -> tuple[float, float]:
     """Highest sensitivity whose specificity is at least `specificity`, and its threshold (positive: p >= threshold).
 
