@@ -58,7 +58,6 @@ reverb_rt60_max_s = 0.0  # half the training inputs in a room with a reverberati
 pitch_bins = 0  # half the training inputs shifted up or down by up to this many mel bins (pitch_and_speed; 0: off)
 speed_max = 1.0  # ... and played faster or slower by up to this factor (1: off)
 all_tags_weight = 1.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
-focus = 0.0  # > 0: the focal loss's exponent, the weight of items the gate gets wrong (soft_cross_entropy; 0: off)
 windows_per_clip = 2  # event windows per clip trained on (and tagged by the teacher)
 max_seconds = 10.0  # whole-clip items are cut to this much around their first event
 epochs = 30
@@ -98,8 +97,7 @@ def describe(sounds: SoundClips) -> list[dict]:
 def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: str = tag_cache,
         min_quality: int = min_quality, speed_copies: float = speed_copies, n_mixtures: int = n_mixtures,
         n_non_cough_mixtures: int = n_non_cough_mixtures,
-        tag_weight: float = tag_weight, all_tags_weight: float = all_tags_weight, focus: float = focus,
-        gain_db: float = gain_db,
+        tag_weight: float = tag_weight, all_tags_weight: float = all_tags_weight, gain_db: float = gain_db,
         tilt_db: float = tilt_db, noise_snr_min_db: float = noise_snr_min_db,
         noise_snr_max_db: float = noise_snr_max_db, reverb_rt60_max_s: float = reverb_rt60_max_s,
         pitch_bins: int = pitch_bins, speed_max: float = speed_max,

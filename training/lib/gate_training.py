@@ -191,18 +191,9 @@ class GateTraining(nn.Module):
         return self.gate.head(self.gate.dropout(embedding)), self.tags(embedding)
 
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                       focus: float = 0.0) -> torch.Tensor:
-    """Weighted mean of -sum(target * log softmax(logits)): the distillation loss for a distribution target.
-
-    ``focus`` > 0: each item's weight also scales with (1 - its agreement with the target) ** focus, as in the focal
-    loss, normalised over the batch so the loss keeps its size beside the tag read-out's: a few sneezes the network
-    takes for coughs then outweigh the thousands of coughs it already hears right."""
-    log_p = F.log_softmax(logits, dim=-1)
-    per_item = -(target * log_p).sum(dim=-1)
-    if focus:
-        hardness = (1 - (target * log_p.exp()).sum(dim=-1)).clamp(min=0).detach() ** focus
-        weight = weight * hardness * weight.sum() / (weight * hardness).sum().clamp(min=1e-8)
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted mean of -sum(target * log softmax(logits)): the distillation loss for a distribution target."""
+    per_item = -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1)
     return (per_item * weight).sum() / weight.sum().clamp(min=1e-8)
 
 
@@ -240,7 +231,7 @@ def train_member(sounds: SoundClips, feats: list[ClipFeatures], config: dict) ->
             x = reverberation(x, (REVERB_RT60_MIN_S, config["reverb_rt60_max_s"]), REVERB_DRR_DB, generator)
             x = background_noise(x, (config["noise_snr_min_db"], config["noise_snr_max_db"]), generator)
             logits, tag_logits = model(spec_masks(x, generator))
-            loss = soft_cross_entropy(logits, batch["target"], batch["weight"], config.get("focus", 0.0))
+            loss = soft_cross_entropy(logits, batch["target"], batch["weight"])
             if config["all_tags_weight"]:
                 loss = loss + config["all_tags_weight"] * F.binary_cross_entropy_with_logits(tag_logits, batch["tags"])
             optimizer.zero_grad()
