@@ -228,6 +228,17 @@ def test_paired_ci_is_narrower_than_separate_cis_when_models_share_noise() -> No
     assert high - low < 0.5 * (a_high - a_low)
 
 
+def test_weighted_auc_is_the_auc_with_sample_weights_whatever_their_totals() -> None:
+    from training.lib.metrics import _weighted_auc
+
+    rng = np.random.default_rng(6)
+    pos, neg = np.round(rng.normal(1, 1, 40), 1), np.round(rng.normal(0, 1, 60), 1)  # with ties
+    w_pos, w_neg = rng.integers(0, 4, (3, 40)).astype(float), rng.integers(0, 4, (3, 60)).astype(float)
+    y = np.r_[np.ones(40), np.zeros(60)]
+    expected = [roc_auc_score(y, np.r_[pos, neg], sample_weight=np.r_[a, b]) for a, b in zip(w_pos, w_neg)]
+    np.testing.assert_allclose(_weighted_auc(pos, neg)(w_pos, w_neg), expected, rtol=1e-12)
+
+
 def test_group_paired_difference_resamples_whole_groups() -> None:
     y, a, b = _correlated_models(300, 3)
     one_each = np.arange(300)

@@ -44,8 +44,9 @@ def _split_scores(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _weighted_auc(pos: np.ndarray, neg: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """AUC of these scores as a function of bootstrap count vectors (replicates, pos.size) and (replicates, neg.size),
-    indexed like ``pos`` and ``neg``. With positives sorted, the number of positives above / tied with each negative
-    is read from cumulative counts, so all replicates cost O(replicates * n)."""
+    indexed like ``pos`` and ``neg``, of any totals (a clip bootstrap draws n of each, a group bootstrap does not).
+    With positives sorted, the weight of positives above / tied with each negative is read from cumulative counts,
+    so all replicates cost O(replicates * n)."""
     order = np.argsort(pos, kind="stable")
     below = np.searchsorted(pos[order], neg, side="left")
     not_above = np.searchsorted(pos[order], neg, side="right")
@@ -53,8 +54,8 @@ def _weighted_auc(pos: np.ndarray, neg: np.ndarray) -> Callable[[np.ndarray, np.
     def auc(w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
         cum = np.zeros((w_pos.shape[0], pos.size + 1))
         np.cumsum(w_pos[:, order], axis=1, out=cum[:, 1:])
-        wins = pos.size - 0.5 * (cum[:, below] + cum[:, not_above])
-        return (w_neg * wins).sum(axis=1) / (pos.size * neg.size)
+        wins = cum[:, -1:] - 0.5 * (cum[:, below] + cum[:, not_above])
+        return (w_neg * wins).sum(axis=1) / (cum[:, -1] * w_neg.sum(axis=1))
 
     return auc
 
@@ -120,8 +121,7 @@ def paired_group_auc_difference(
     w_pos, w_neg = counts[:, of_pos].astype(float), counts[:, of_neg].astype(float)
     kept = (w_pos.sum(axis=1) > 0) & (w_neg.sum(axis=1) > 0)
     w_pos, w_neg = w_pos[kept], w_neg[kept]
-    scale = pos_a.size * neg_a.size / (w_pos.sum(axis=1) * w_neg.sum(axis=1))  # _weighted_auc assumes n draws each
-    boots = (auc_a(w_pos, w_neg) - auc_b(w_pos, w_neg)) * scale
+    boots = auc_a(w_pos, w_neg) - auc_b(w_pos, w_neg)
     low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return point, float(low), float(high)
 
