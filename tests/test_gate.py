@@ -365,6 +365,28 @@ def test_the_audioset_read_out_trains_the_gates_embedding_and_is_not_kept() -> N
     assert count_parameters(gate) == 25_252 and not any(p.shape[0] == 527 for p in gate.parameters())
 
 
+def test_channels_last_training_computes_the_same_losses_and_gradients() -> None:
+    """train_member trains in channels-last memory for speed: it must be the same network, the same sums (in
+    float64, where the float32 rounding of either layout, about 1% of the largest gradient, is out of the way)."""
+    from training.lib.gate_training import GateTraining
+
+    torch.manual_seed(0)
+    plain = GateTraining(SoundTypeCNN()).train().double()
+    fast = GateTraining(SoundTypeCNN()).train().double()
+    fast.load_state_dict(plain.state_dict())
+    fast = fast.to(memory_format=torch.channels_last)
+    assert fast.gate.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(4, 64, 203, dtype=torch.float64)
+    for model in (plain, fast):
+        torch.manual_seed(1)  # the same dropout draws
+        logits, tags = model(x)
+        (logits.square().sum() + tags.sum()).backward()
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-9, atol=1e-9), name
+    back = fast.gate.to(memory_format=torch.contiguous_format)
+    assert all(p.is_contiguous() for p in back.parameters())
+
+
 def test_level_and_tilt_shift_each_example_within_its_bounds_and_keep_the_floor() -> None:
     import math
 
