@@ -3,7 +3,7 @@ splits (never test).
 
     python -m training.gate_crossval --run_dir=runs/reproduce --epochs=15        # ~45 min on 1 thread
     python -m training.gate_crossval --run_dir=runs/reproduce --speed_copies=1.0 --report=reports/gate_cv_b.json
-    python -m training.gate_crossval --run_dir=runs/reproduce --max_seconds=5 --baseline=reports/gate_crossval.json
+    python -m training.gate_crossval --run_dir=runs/reproduce --max_seconds=10 --baseline=reports/gate_crossval.json
 
 Why: the validation split holds eight Coswara participants, one ESC-10 fold and a fifth of the speakers, and recipes
 make a handful of mistakes on it, while the test split's new people and sneezes cost the same gates thirty. How well a
