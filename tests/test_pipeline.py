@@ -60,7 +60,8 @@ def test_reproduce_smoke_run(cough_data: Path, shared_models: Path, tmp_path: Pa
     out, card, reports = tmp_path / "model", tmp_path / "CARD.md", tmp_path / "reports"
     results = reproduce.main([f"--run_dir={tmp_path / 'run'}", f"--out_dir={out}", f"--card={card}",
                               f"--report_dir={reports}", "--limit=60", "--non_cough_clips=30",
-                              "--student_epochs=2", "--gate_epochs=1", "--n_boot=100", "--calibration_windows=50"])
+                              "--student_epochs=2", "--gate_epochs=1", "--n_boot=100", "--calibration_windows=50",
+                              "--families=cnn,wav2vec"])
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metrics"]["export"]["fp32_parity_max_abs_diff"] < 1e-4
