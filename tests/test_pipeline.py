@@ -182,3 +182,11 @@ def test_previous_model_note_names_it_and_its_command() -> None:
     assert previous_note(None) == ""
     note = previous_note({"model": "coughkd-cnn-1", "command": "docs/previous_model_scores.py out.json", "scores": {}})
     assert "previous model (coughkd-cnn-1)" in note and "`docs/previous_model_scores.py out.json`" in note
+
+
+def test_family_table_is_a_comparison_only_when_the_run_trained_several_families() -> None:
+    from training.lib.card import families_heading
+
+    assert families_heading(["cnn", "wav2vec"]).startswith("Student families compared")
+    alone = families_heading(["cnn"])
+    assert "compared" not in alone.split(";")[0] and "`--families=cnn,wav2vec`" in alone

@@ -64,6 +64,15 @@ def quantisation(info: dict) -> str:
     return text + (f", shipped INT8 {info['int8_metric']:.3f}" if info["method"] == "accuracy_control" else "")
 
 
+def families_heading(families: list[str]) -> str:
+    """The line over the student-family table: a comparison when the run trained several families."""
+    if len(families) > 1:
+        return ("Student families compared (PyTorch, same clips, same teacher cache; within-source AUC = mean of the "
+                "per-source AUCs):")
+    return (f"The {families[0]} student (PyTorch; within-source AUC = mean of the per-source AUCs; "
+            "`--families=cnn,wav2vec` trains the tiny waveform transformer beside it for comparison):")
+
+
 def previous_note(previous: dict | None) -> str:
     """What the "previous model" rows are, when the run was given one (``previous_scores``)."""
     if previous is None:
@@ -174,7 +183,7 @@ both models, so the noise they share (an easy or a hard draw of recordings) canc
 excludes 0 is one this split can tell apart:
 
 {paired_table('student_int8', results['student_int8']['paired'])}{previous_note(s['previous'])}
-Student families compared (PyTorch, same clips, same teacher cache; within-source AUC = mean of the per-source AUCs):
+{families_heading(list(s['checkpoints']))}
 
 | family | parameters | val within-source AUC | test within-source AUC |
 |---|---|---|---|
