@@ -31,7 +31,9 @@ def probability(waveform: np.ndarray) -> float:
     """The COVID-19 probability of a recording as the card measures students: releases with the sound-type gate
     score every recording, refused or not (`scores`); the ones before it had only `predict`."""
     if hasattr(model, "scores"):
-        return float(1 / (1 + np.exp(-model.scores(waveform, sample_rate=16000).covid_logit)))
+        from coughkd.predict import sigmoid  # the release's own, as training.lib.metrics.score_student reads it
+
+        return float(sigmoid(model.scores(waveform, sample_rate=16000).covid_logit))
     return model.predict(waveform, sample_rate=16000).covid_probability
 
 
