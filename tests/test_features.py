@@ -11,8 +11,8 @@ from coughkd.features import HOP_LENGTH, N_MELS, front_end_spec, log_mel, n_fram
 def librosa_log_mel(x: np.ndarray) -> np.ndarray:
     librosa = pytest.importorskip("librosa")
     mel = librosa.feature.melspectrogram(
-        y=x, sr=16000, n_fft=512, win_length=400, hop_length=160, window="hann", center=True, pad_mode="reflect",
-        power=2.0, n_mels=64, fmin=0.0, fmax=4000.0, htk=False, norm="slaney")
+        y=x, sr=16000, n_fft=512, win_length=400, hop_length=HOP_LENGTH, window="hann", center=True, pad_mode="reflect",
+        power=2.0, n_mels=N_MELS, fmin=0.0, fmax=4000.0, htk=False, norm="slaney")
     return np.log(mel + 1e-6)
 
 
@@ -26,7 +26,7 @@ def test_matches_librosa(n: int) -> None:
 
 def test_filterbank_matches_librosa() -> None:
     librosa = pytest.importorskip("librosa")
-    reference = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=0.0, fmax=4000.0, htk=False, norm="slaney")
+    reference = librosa.filters.mel(sr=16000, n_fft=512, n_mels=N_MELS, fmin=0.0, fmax=4000.0, htk=False, norm="slaney")
     np.testing.assert_allclose(features._mel_filterbank(), reference, atol=1e-6)
     assert (features._mel_filterbank().sum(axis=1) > 0).all()
 
@@ -41,7 +41,7 @@ def test_shape_dtype_and_frames() -> None:
 def test_batch_equals_rows() -> None:
     batch = np.random.default_rng(1).standard_normal((3, 2, 16000)).astype(np.float32)
     out = log_mel(batch)
-    assert out.shape == (3, 2, N_MELS, 101)
+    assert out.shape == (3, 2, N_MELS, 1 + 16000 // HOP_LENGTH)
     np.testing.assert_allclose(out[2, 1], log_mel(batch[2, 1]), atol=1e-6)
 
 
@@ -67,6 +67,6 @@ def test_empty_input_is_refused() -> None:
 
 def test_front_end_spec() -> None:
     spec = front_end_spec()
-    assert spec["n_fft"] == 512 and spec["win_length"] == 400 and spec["hop_length"] == 160
-    assert spec["n_mels"] == 64 and spec["fmin"] == 0.0 and spec["fmax"] == 4000.0 and spec["sample_rate"] == 16000
+    assert spec["n_fft"] == 512 and spec["win_length"] == 400 and spec["hop_length"] == 320
+    assert spec["n_mels"] == 48 and spec["fmin"] == 0.0 and spec["fmax"] == 4000.0 and spec["sample_rate"] == 16000
     assert front_end_spec() == spec and front_end_spec() is not spec

@@ -12,7 +12,7 @@ import torch
 
 from coughkd.audio import load_audio
 from coughkd.events import frame_energy_db
-from coughkd.features import N_MELS, log_mel, telephone_band
+from coughkd.features import HOP_LENGTH, N_MELS, log_mel, telephone_band
 from training.models.frontend import FrontEnd, low_pass_taps
 
 FRONT_END = FrontEnd().eval()
@@ -27,7 +27,7 @@ def graph(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("n", [4800, 16001, 16159, 80000])
 def test_shapes_for_any_length(n: int) -> None:
     log_mels, energy = graph(np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1)
-    assert log_mels.shape == (N_MELS, 1 + n // 160) and energy.shape == (n // 160,)
+    assert log_mels.shape == (N_MELS, 1 + n // HOP_LENGTH) and energy.shape == (n // 160,)  # energy: every 10 ms
 
 
 def test_low_pass_keeps_the_band_and_stops_above_4khz() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+from coughkd.features import N_MELS
 from tests.test_teacher_step import TINY, toy_clips
 from training import distill
 from training.lib.clips import ClipSet, features
@@ -43,7 +44,7 @@ def test_layer_matching_is_off_by_default() -> None:
     assert distill.layer_weight == 0.0
     distiller = Distiller(LogMelCNN(), DistillWeights(), teacher_dim=16, teacher_layers=(3, 32))
     assert distiller.layer_heads is None
-    x = torch.randn(4, 64, 101)
+    x = torch.randn(4, N_MELS, 101)
     batch = {"covid_label": torch.tensor([1, 0, 1, -1]), "covid_weight": torch.tensor([1.0, 1.0, 1.0, 0.0]),
              "teacher_covid_logit": torch.zeros(4), "cough_target": torch.ones(4),
              "teacher_embedding": torch.randn(4, 16)}

@@ -66,7 +66,7 @@ def test_outputs_match_the_network(model_dir: Path, variant: str) -> None:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-3, err_msg=name)
     assert runtime.variant == variant and runtime.model_id == "fixture-seed0"
     assert runtime.thresholds == {"covid": 0.5, "cough": 0.5}
-    assert runtime.window == (16640, 1280)
+    assert runtime.window == (15360, 2560)  # 6 feature frames of 160 ms, every 160 ms
 
 
 def test_any_length_in_one_call(runtime: StudentRuntime) -> None:
@@ -161,7 +161,7 @@ def test_damaged_file(copy_dir: Path) -> None:
 
 def test_front_end_mismatch(copy_dir: Path) -> None:
     edit_manifest(copy_dir, lambda m: m["input"]["front_end"].update(n_mels=128, fmax=8000.0))
-    expected = r"different front end \(fmax: model 8000.0 vs runtime 4000.0, n_mels: model 128 vs runtime 64\)"
+    expected = r"different front end \(fmax: model 8000.0 vs runtime 4000.0, n_mels: model 128 vs runtime 48\)"
     with pytest.raises(ModelError, match=expected):
         StudentRuntime(copy_dir)
 

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from coughkd.audio import SAMPLE_RATE
-from coughkd.features import HOP_LENGTH
+from coughkd.features import HOP_LENGTH, N_MELS
 from training.lib.clips import ClipFeatures, ClipScores, ClipSet, centred_slices, clip_scores, features
 from training.lib.losses import Distiller, DistillWeights, source_balanced_weights
 from training.lib.metrics import per_source_auc, within_source_auc
@@ -83,14 +83,14 @@ class RandomCrops:
 
 
 def spec_masks(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """SpecAugment-style masks for log-mel input: one band of up to 8 mel bins and one span of up to 10 frames
-    per example, set to the example's mean, so a few hundred recordings are harder to memorise."""
+    """SpecAugment-style masks for log-mel input: one band of up to an eighth of the mel bins and one span of up to
+    0.1 s per example, set to the example's mean, so a few hundred recordings are harder to memorise."""
     batch, bins, frames = x.shape
     mean = x.mean(dim=(1, 2), keepdim=True)
     f0 = torch.randint(0, bins, (batch, 1, 1), generator=generator)
-    fw = torch.randint(0, 9, (batch, 1, 1), generator=generator)
+    fw = torch.randint(0, N_MELS // 8 + 1, (batch, 1, 1), generator=generator)
     t0 = torch.randint(0, frames, (batch, 1, 1), generator=generator)
-    tw = torch.randint(0, 11, (batch, 1, 1), generator=generator)
+    tw = torch.randint(0, round(0.1 * RATE["log_mel"]) + 1, (batch, 1, 1), generator=generator)
     f = torch.arange(bins).view(1, -1, 1)
     t = torch.arange(frames).view(1, 1, -1)
     mask = ((f >= f0) & (f < f0 + fw)) | ((t >= t0) & (t < t0 + tw))

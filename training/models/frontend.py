@@ -111,11 +111,12 @@ class FrontEnd(nn.Module):
         return (spanned @ self.polyphase).flatten(1)[:, :(samples + 1) // DECIMATION]
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = waveform.shape[-1] // HOP_LENGTH
         narrow = self.decimated(waveform)
         half = self.basis.shape[-1] // 2
         spectrum = F.conv1d(F.pad(narrow.unsqueeze(1), (half, half), mode="reflect"), self.basis, stride=self.hop)
-        log_mel = torch.log(torch.matmul(self.projection, torch.square(spectrum)) + LOG_OFFSET)[..., :frames + 1]
+        log_mel = torch.log(torch.matmul(self.projection, torch.square(spectrum)) + LOG_OFFSET)
+        log_mel = log_mel[..., :waveform.shape[-1] // HOP_LENGTH + 1]
+        frames = waveform.shape[-1] // (self.energy_hop * DECIMATION)
         # Frames past the end are zero padded, so frame i starts at sample i * hop in every piece of a long clip.
         hops = self.frame // self.energy_hop
         padded = F.pad(torch.square(narrow), (0, (frames + hops - 1) * self.energy_hop - narrow.shape[-1]))

@@ -33,10 +33,10 @@ from training.models.frontend import FrontEnd
 
 N_MFCC = 20
 DELTA_WIDTH = 2
-# The CNNs' time resolution: the stem's stride and two max pools, 8 log-mel frames per feature frame (80 ms); a
-# window is WINDOW_WIDTH feature frames (1.04 s), the nearest to the 1 s event windows the networks train on.
+# The CNNs' time resolution: the stem's stride and two max pools, 8 log-mel frames per feature frame (160 ms); a
+# window is WINDOW_WIDTH feature frames (0.96 s), what the 1 s event windows the networks train on come out as.
 FEATURE_HOP = 8
-WINDOW_WIDTH = 13
+WINDOW_WIDTH = 6
 WINDOW_SAMPLES = WINDOW_WIDTH * FEATURE_HOP * HOP_LENGTH
 WINDOW_HOP_SAMPLES = FEATURE_HOP * HOP_LENGTH
 
