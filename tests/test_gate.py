@@ -137,12 +137,6 @@ def test_speed_copies_are_real_wideband_training_clips_played_faster_or_slower_i
     assert len(speed_copies(sounds, 1.0, seed=0)) == 0, "off"
     again = speed_copies(sounds, 1.25, seed=0)
     np.testing.assert_array_equal(again.waveform(0), copies.waveform(0))
-    two = speed_copies(sounds, 1.25, seed=0, n=2)
-    assert len(two) == 2 and two.kind.tolist() == ["vowel-a"] * 2
-    np.testing.assert_array_equal(two.waveform(0), copies.waveform(0))  # the first copy: the one-copy recipe's
-    factors = [len(tone) / len(two.waveform(i)) for i in range(2)]
-    assert (factors[0] - 1) * (factors[1] - 1) < 0, "the second copy goes the other way"
-    assert all(1.05 <= max(f, 1 / f) <= 1.25 + 1e-3 for f in factors)
 
 
 def test_gate_crossval_folds_hold_each_group_out_once_and_never_test_or_generated_clips() -> None:

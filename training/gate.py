@@ -47,7 +47,6 @@ audio_cache = "runs/cache/audio"  # decoded 16 kHz waveforms keyed by content ha
 tag_cache = "runs/cache/efficientat_tags.npz"  # the teacher's AudioSet logits keyed by content hash ("": none)
 min_quality = 1  # Coswara files its listeners rated below this (0 = bad: silent, noise only, wrong content) are out
 speed_copies = 1.25  # > 1: each real wideband training clip also played up to this much faster or slower
-n_speed_copies = 1  # ... in this many copies (the second the other way from the first)
 n_mixtures = 400  # cough + speech/other recordings made for the training split (a quarter as many for val and test)
 n_non_cough_mixtures = 0  # ... and speech/other + speech/other recordings, no cough in them
 tag_weight = 0.3  # target = (1 - w) * known label + w * the teacher's sound-type distribution
@@ -97,8 +96,7 @@ def describe(sounds: SoundClips) -> list[dict]:
 
 
 def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: str = tag_cache,
-        min_quality: int = min_quality, speed_copies: float = speed_copies, n_speed_copies: int = n_speed_copies,
-        n_mixtures: int = n_mixtures,
+        min_quality: int = min_quality, speed_copies: float = speed_copies, n_mixtures: int = n_mixtures,
         n_non_cough_mixtures: int = n_non_cough_mixtures,
         tag_weight: float = tag_weight, all_tags_weight: float = all_tags_weight, gain_db: float = gain_db,
         tilt_db: float = tilt_db, noise_snr_min_db: float = noise_snr_min_db,

@@ -69,8 +69,6 @@ def fold_of(sounds: SoundClips, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-# Settings a recipe recorded before they existed had these values.
-BEFORE = {"n_speed_copies": 1}
 LABELS = ("sound_type", "dataset", "kind", "channel", "group")  # what the report keeps of each held-out clip
 
 
@@ -122,7 +120,7 @@ def settings(argv: list[str]) -> dict:
     own = {k: globals()[k] for k in config_keys(globals())}
     run = parse_overrides(own, [a for a in argv if a.startswith("--run_dir=")])["run_dir"]
     recipe = torch.load(Path(run) / "sound_cnn.pt", map_location="cpu", weights_only=False)["config"]
-    return parse_overrides({**BEFORE, **recipe, **own}, argv)
+    return parse_overrides({**recipe, **own}, argv)
 
 
 def main(argv: list[str]) -> dict:

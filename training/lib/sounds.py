@@ -130,26 +130,20 @@ def telephone_copies(sounds: SoundClips) -> SoundClips:
                             channel=["telephone"] * len(rows))
 
 
-def speed_copies(sounds: SoundClips, max_factor: float, seed: int, n: int = 1) -> SoundClips:
-    """``n`` copies of every real wideband training clip played faster or slower (pitch and pace together, as a tape
+def speed_copies(sounds: SoundClips, max_factor: float, seed: int) -> SoundClips:
+    """A copy of every real wideband training clip played faster or slower (pitch and pace together, as a tape
     would) by a random factor within 1 / ``max_factor``..``max_factor``, at least 5% away from 1: fifty people's
     voices and sixteen sneezes are few, and the teacher tags each copy afresh, so the gate hears its judgement of
-    voices and sneezes a little higher, lower, quicker or slower than any recorded. A clip's first copy is faster or
-    slower at random, its second the other way, further copies at random again. Tags and labels stay the clip's."""
-    if max_factor <= 1.0 or n < 1:
+    voices and sneezes a little higher, lower, quicker or slower than any recorded. Tags and labels stay the clip's."""
+    if max_factor <= 1.0:
         return sounds.subset(np.zeros(len(sounds), dtype=bool))
     rows = np.flatnonzero((sounds.split == "train") & (sounds.channel == "wideband") & np.isin(sounds.dataset, REAL))
+    rng = np.random.default_rng([seed, 5])
     size = np.log(max_factor) - np.log(1.05)
-    parts, signs = [], None
-    for copy in range(n):
-        rng = np.random.default_rng([seed, 5] + ([copy] if copy else []))  # copy 0: the one-copy recipe's draws
-        magnitudes = np.exp(np.log(1.05) + rng.uniform(0, size, len(rows)))
-        signs = -signs if copy == 1 else rng.choice([-1, 1], len(rows))
-        factors = magnitudes ** signs
-        copies = [soxr.resample(sounds.waveform(i), int(round(SAMPLE_RATE * f)), SAMPLE_RATE, quality="HQ")
-                  for i, f in zip(rows, factors)]
-        parts.append(SoundClips.build(copies, **{k: getattr(sounds, k)[rows] for k in SoundClips.per_clip()}))
-    return SoundClips.concatenate(parts)
+    factors = np.exp(np.log(1.05) + rng.uniform(0, size, len(rows))) ** rng.choice([-1, 1], len(rows))
+    copies = [soxr.resample(sounds.waveform(i), int(round(SAMPLE_RATE * f)), SAMPLE_RATE, quality="HQ")
+              for i, f in zip(rows, factors)]
+    return SoundClips.build(copies, **{k: getattr(sounds, k)[rows] for k in SoundClips.per_clip()})
 
 
 def mixtures(sounds: SoundClips, n: int, split: str, seed: int, with_cough: bool = True) -> SoundClips:
@@ -239,8 +233,7 @@ def made_sounds(base: SoundClips, config: dict) -> SoundClips:
     """``base`` with, split by split, what is made of it: the speed copies of its training clips, a telephone copy
     of each wideband clip and the mixtures, with and without a cough, of each split (training.gate's docstring says
     why). Each intermediate set is let go as soon as the next holds it: the audio is the step's largest part."""
-    sped = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"],
-                                                      config.get("n_speed_copies", 1))])
+    sped = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
     with_lines = SoundClips.concatenate([sped, telephone_copies(sped)])
     del sped
     # Recipes recorded before non-cough mixtures existed had none.
