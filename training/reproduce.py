@@ -155,7 +155,9 @@ def run(*, run_dir: str = run_dir, out_dir: str = out_dir, card: str = card, rep
     splits = {k: len(v) for k, v in json.loads((run / "split.json").read_text()).items()}
     gate_splits = {name: int((sounds.split == name).sum()) for name in ("train", "val", "test")}
     manifest_fields = dict(
-        model_id=f"coughkd-{shipped}-{teacher_tag(config['teacher'])}{time.strftime('%Y%m%d')}-s{config['seed']}",
+        # The UTC date and minute: two releases of one day are told apart (the card compares each with the one before).
+        model_id=(f"coughkd-{shipped}-{teacher_tag(config['teacher'])}{time.strftime('%Y%m%d-%H%M', time.gmtime())}"
+                  f"-s{config['seed']}"),
         command=command,
         threshold={"covid": threshold, "cough": gate_checkpoint["threshold"]},
         operating_point={**val_points[POOLED], "per_source": val_points["per_source"], "source": "validation"},
