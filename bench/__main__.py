@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 
 from bench import memory
-
-# ---- statistics and ratios --------------------------------------------------------------------------------------
 from bench.load import app_throughput
+from bench.profile import time_parts
 from bench.render import NOTES, fmt_bytes, headline, machine, plot, render_markdown
 from bench.timing import accuracy_rows, latency_ratios, size_ratios, time_models
-from bench.zoo import BARE_IR, LABELS, MODELS, QUICK, BenchConfig, Paths, Zoo, file_bytes, make_clips
+from bench.zoo import BARE_IR, LABELS, MODELS, QUICK, BenchConfig, Paths, Zoo, file_bytes, make_clips, ov_config
+from coughkd.audio import SAMPLE_RATE, load_audio
 from training.lib.configurator import configure
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
@@ -51,7 +51,7 @@ eval_report = "reports/eval/report.json"
 out = "reports"
 quick = False  # True: a tiny configuration for tests (not a benchmark)
 documents = "README.md,assets/MODEL_CARD.md"  # whose bench section gets the summary (not with quick)
-speedup_target = 100.0  # wav2vec2-base on OpenVINO FP32 / the student, end to end, at every thread setting
+speedup_targets = "1:300,2:150"  # threads:target of wav2vec2-base on OpenVINO FP32 / the student, end to end
 parameters_target = 900.0  # wav2vec2-base's parameters / the student's and gate's
 measure_rss = ""  # a model name: the child process of the memory measurement (bench.memory)
 clip = ""  # ... the clip it predicts, saved as .npy
@@ -59,101 +59,22 @@ wav2vec2_ir = ""  # ... and wav2vec2's IR, converted once by the parent
 # --------------------------------------------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-# ---- interleaved timing -----------------------------------------------------------------------------------------
-
-
-
-
-# ---- clips ------------------------------------------------------------------------------------------------------
-
-
-
-
-
-
-# ---- the models -------------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-# ---- peak memory in a fresh process -----------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-# ---- app throughput ---------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# ---- machine, report, plot --------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ---- the run ----------------------------------------------------------------------------------------------------
 
 
+def parse_targets(text: str) -> dict[int, float]:
+    """"1:300,2:150" -> {1: 300.0, 2: 150.0}."""
+    try:
+        pairs = [item.split(":") for item in text.split(",")]
+        targets = {int(threads): float(target) for threads, target in pairs}
+    except ValueError:
+        raise SystemExit(f"--speedup_targets: expected threads:target pairs like 1:300,2:150, got {text!r}") from None
+    if not targets or min(targets) < 1:
+        raise SystemExit(f"--speedup_targets: thread counts start at 1, got {text!r}")
+    return targets
 
 
-def run(paths: Paths, config: BenchConfig, quick: bool, command: str, speedup_target: float,
+def run(paths: Paths, config: BenchConfig, quick: bool, command: str, speedup_targets: dict[int, float],
         parameters_target: float) -> dict:
     started = time.perf_counter()
     def require(path: Path) -> Path:
@@ -180,6 +101,10 @@ def run(paths: Paths, config: BenchConfig, quick: bool, command: str, speedup_ta
         report["wav2vec2_conversion_s"] = zoo.conversion_s
         report["latency"] = latency_ratios(time_models(zoo, config, clips, threads, MODELS))
         del zoo
+        profiled = load_audio(clips[5.0] if 5.0 in clips else clips[max(clips)], SAMPLE_RATE).waveform[None]
+        int8 = paths.model_dir / json.loads((paths.model_dir / "manifest.json").read_text())["variants"]["int8"]
+        report["profile"] = {str(t): time_parts(int8, profiled, ov_config(t), config.profile_calls)
+                             for t in threads}
         rss_clip = clips[5.0] if 5.0 in clips else clips[max(clips)]
         np.save(work / "clip.npy", rss_clip)
         for name in MODELS:
@@ -192,7 +117,7 @@ def run(paths: Paths, config: BenchConfig, quick: bool, command: str, speedup_ta
     report["ratios"] = size_ratios(models)
     report["accuracy"] = accuracy_rows(json.loads(paths.eval_report.read_text()), family)
     report["app"] = app_throughput(paths.model_dir, config, paths.out / "bench_app.log")
-    report["headline"] = headline(report, speedup_target, parameters_target)
+    report["headline"] = headline(report, speedup_targets, parameters_target)
     report["wall_s"] = time.perf_counter() - started
     report["machine"]["load_average_at_end"] = list(os.getloadavg())
     (paths.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -211,7 +136,8 @@ def main(argv: list[str]) -> dict | None:
                                             Path(config["wav2vec2_ir"]) if config["wav2vec2_ir"] else None)))
         return None
     command = shlex.join(["python", "-m", "bench", *argv])
-    report = run(paths, bench, config["quick"], command, config["speedup_target"], config["parameters_target"])
+    report = run(paths, bench, config["quick"], command, parse_targets(config["speedup_targets"]),
+                 config["parameters_target"])
     print(render_markdown(report))
     if not config["quick"]:
         from training.lib.card import quote, snippet  # here: the memory child (measure_rss) must not import torch

@@ -53,11 +53,12 @@ class BenchConfig:
     max_calls_per_round: int = 20  # ... and at most this many times
     app_clients: tuple[int, ...] = (1, 4, 16)
     app_requests: int = 48  # per concurrency level, at least 2 per client
+    profile_calls: int = 200  # calls of the INT8 IR with per-node counters on, per thread setting (bench.profile)
     wav2vec2: dict = field(default_factory=dict)  # Wav2Vec2Config overrides; empty = wav2vec2-base
 
 
 QUICK = BenchConfig(clips_s=(1.0, 5.0), rounds=(2, 2), round_budget_s=0.05, max_calls_per_round=3,
-                    app_clients=(1, 4), app_requests=8, wav2vec2=TINY_WAV2VEC2)
+                    app_clients=(1, 4), app_requests=8, profile_calls=3, wav2vec2=TINY_WAV2VEC2)
 
 
 @dataclass(frozen=True)

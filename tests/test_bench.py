@@ -203,7 +203,8 @@ def _fake_report(all_correct: bool = True) -> dict:
                   "student_ov_int8": {"within_source_auc": 0.71, "pooled_auc": 0.8, "pooled_auc_ci": [0.7, 0.9]},
                   "teacher_torch": {"within_source_auc": 0.74, "pooled_auc": 0.82, "pooled_auc_ci": None}},
               "app": app}
-    report["headline"] = render.headline(report, 100.0, 900.0)
+    report["profile"] = {"1": {"front end": 3.0, "COVID-19 CNN": 1.0}, "2": {"front end": 1.0, "COVID-19 CNN": 1.0}}
+    report["headline"] = render.headline(report, {1: 300.0, 2: 150.0}, 900.0)
     return report
 
 
@@ -211,7 +212,9 @@ def test_headline_checks_the_issue_targets() -> None:
     h = _fake_report()["headline"]
     assert h["clip_s"] == 5.0
     assert h["wav2vec2_ov_fp32_vs_student_int8"] == {"1": pytest.approx(300.0), "2": pytest.approx(300.0)}
-    assert h["speedup_met"] and h["parameters_met"]
+    assert h["speedup_met"] and h["parameters_met"] and h["speedup_targets"] == {"1": 300.0, "2": 150.0}
+    assert not render.headline(_fake_report(), {1: 301.0, 2: 150.0}, 900.0)["speedup_met"], "every setting must meet"
+    assert render.target_for(8, {1: 300.0, 2: 150.0}) == 150.0 and render.target_for(1, {2: 150.0}) == 150.0
     assert h["wav2vec2_parameters_vs_student"] == pytest.approx(94_371_712 / 43_682)
     assert h["app_max_clients"] == 16 and h["app_all_correct"]
     assert not _fake_report(all_correct=False)["headline"]["app_all_correct"]
@@ -220,7 +223,12 @@ def test_headline_checks_the_issue_targets() -> None:
 def test_markdown_and_snippet_quote_the_measured_figures() -> None:
     report = _fake_report()
     md = render.render_markdown(report)
-    assert "wav2vec2-base on OpenVINO FP32 is **300x slower**" in md
+    assert "wav2vec2-base on OpenVINO FP32 is **300x slower**" in md and "target 300x: met." in md
+    assert "target 301x: **not met**" in render.render_markdown({**report, "headline": render.headline(
+        report, {1: 301.0}, 900.0)})
+    # The profile: shares of the node time scaled to the bare call (1 ms), then the Python around it (10 - 1 ms).
+    assert "| front end | 0.75 (75%) | 0.5 (50%) |" in md
+    assert "| Python around it (decoded audio in, decision out) | 9 (90% of the path) | 9 (90% of the path) |" in md
     assert "**2,160x more parameters**" in md
     int8_row = "| student (coughkd) | OpenVINO INT8 | 43,682 | 130 kB | 110 MB | 10 | 12 | 0.002 | 1x | 0.710 |"
     assert f"{int8_row} 0.800 [0.70, 0.90] |" in md
@@ -229,6 +237,7 @@ def test_markdown_and_snippet_quote_the_measured_figures() -> None:
     assert "at start: 0.1, 0.2, 0.3; at end: 1.5, 0.2, 0.3" in md
     text = card.snippet(report)
     assert "300x slower" in text and "16 concurrent clients" in text and "every answer correct" in text
+    assert "300x slower end to end, 3,000x network to network (target 300x end to end: met)" in text
     wrong = render.render_markdown(_fake_report(all_correct=False))
     assert "**NO**" in wrong and "b.mp3: covid_probability" in wrong
 

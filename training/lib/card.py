@@ -340,6 +340,15 @@ def snippet(report: dict) -> str:
     h, m = report["headline"], report["machine"]
     rows = {(r["model"], r["clip_s"], r["threads"]): r for r in report["latency"]}
     clip = h["clip_s"]
+
+    def target(threads: int) -> str:
+        goal = h.get("speedup_targets", {}).get(str(threads))
+        if goal is None:
+            return ""
+        met = ratio(rows[("wav2vec2_base_ov_fp32", clip, threads)]["median_ms"],
+                    rows[(REFERENCE, clip, threads)]["median_ms"]) >= goal
+        return f" (target {fmt_x(goal)} end to end: {'met' if met else 'not met'})"
+
     parts = []
     for threads in report["threads"]:
         int8 = rows.get((REFERENCE, clip, threads))
@@ -351,7 +360,7 @@ def snippet(report: dict) -> str:
                      f"whole coughkd predict path ({fmt_ms(bare['median_ms'])} ms of it the INT8 network) against "
                      f"{fmt_ms(w2v['median_ms'])} ms for wav2vec2-base on OpenVINO FP32: "
                      f"{fmt_x(ratio(w2v['median_ms'], int8['median_ms']))} slower end to end, "
-                     f"{fmt_x(ratio(w2v['median_ms'], bare['median_ms']))} network to network")
+                     f"{fmt_x(ratio(w2v['median_ms'], bare['median_ms']))} network to network" + target(threads))
     level = next((lv for lv in report.get("app", {}).get("levels", []) if lv["clients"] == h["app_max_clients"]), None)
     text = (f"On {m['cpu']} ({m['cores']} cores), medians for a {clip:g} s recording: " + "; ".join(parts) +
             f". wav2vec2-base has {fmt_x(h['wav2vec2_parameters_vs_student'])} more parameters.")
