@@ -192,7 +192,9 @@ class _Conditioner:
             raise AudioError(f"{self.name}: the recording is longer than {MAX_SECONDS / 60:.0f} minutes; "
                              f"the limit is {MAX_SECONDS / 60:.0f} minutes")
         self.sum_squares += squares
-        self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        # Two reductions decide most blocks; only a block that reaches the clip level is counted sample by sample.
+        if block.size and max(float(block.max()), -float(block.min())) >= CLIP_LEVEL:
+            self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
         # A copy, not a view: a view of a decoded frame would keep FFmpeg's whole frame buffer alive.
         self.blocks.append(block.copy() if self.resampler is None else self.resampler.resample_chunk(block))
 
@@ -216,7 +218,9 @@ class _Conditioner:
             warnings.append(f"narrow-band audio ({self.rate} Hz, e.g. a telephone line); high frequencies are missing")
         if self.resampler is not None:
             self.blocks.append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        waveform = np.concatenate(self.blocks)  # the one moment the 16 kHz result is held twice
+        # Each block is already a copy of its own, so one block is the result; more are joined, the one moment
+        # the 16 kHz result is held twice.
+        waveform = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
         self.blocks.clear()
         peak = max(float(waveform.max()), -float(waveform.min()))  # no |waveform| temporary
         if peak == 0.0:

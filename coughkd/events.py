@@ -54,11 +54,13 @@ def _energy_events(energy: np.ndarray, duration: float, sample_rate: int) -> lis
     high, low = floor + HIGH_FRACTION * spread, floor + LOW_FRACTION * spread
     # Runs of frames above the low threshold that reach the high one: hysteresis keeps a cough's quiet tail.
     above = np.concatenate(([False], energy > low, [False]))
-    edges = np.flatnonzero(np.diff(above.astype(np.int8))).tolist()  # Python ints: the loops below are scalar
-    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if energy[a:b].max() > high]
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))  # starts and ends of the runs, alternating
+    # Each run's peak in one call (-inf past the end, so the last run's end is a valid index).
+    peaks = np.maximum.reduceat(np.append(energy, -np.inf), edges)[::2]
+    bounds = edges.reshape(-1, 2)[peaks > high].tolist()  # Python ints: the loop below is scalar
     frame, hop = _frame_hop(sample_rate)
     spans = []
-    for a, b in runs:
+    for a, b in bounds:
         start = (a * hop + frame / 2 - hop / 2) / sample_rate
         end = min(((b - 1) * hop + frame / 2 + hop / 2) / sample_rate, duration)
         if spans and start - spans[-1][1] < MERGE_GAP_SECONDS:

@@ -134,18 +134,18 @@ def score(network: Network, waveform: np.ndarray, window: tuple[int, int], cough
     energy = np.concatenate([out["energy_db"].reshape(-1) for out in outputs])
     events = detect_events(energy, len(waveform) / SAMPLE_RATE)
     starts = np.cumsum([0] + [len(p) for p in pieces])
+    centres = event_centres(energy, events)
+    piece_of = np.clip(np.searchsorted(starts, centres, side="right") - 1, 0, len(pieces) - 1)
     covid, sound = np.zeros(len(events)), np.zeros((len(events), len(SOUND_TYPES)))
-    for k, centre in enumerate(event_centres(energy, events)):
-        i = int(np.searchsorted(starts, centre, side="right")) - 1
-        i = min(max(i, 0), len(pieces) - 1)
-        out = outputs[i]
+    for i in np.unique(piece_of).tolist():  # the pieces that hold an event, each read once for all its events
+        rows, out = piece_of == i, outputs[i]
         positions = out["window_covid_logits"].shape[-1]
         last = (len(pieces[i]) - width) // hop
         if last < 0 or positions == 0:
-            covid[k], sound[k] = out["covid_logit"].reshape(-1)[0], out["sound_logits"].reshape(-1)
+            covid[rows], sound[rows] = out["covid_logit"].reshape(-1)[0], out["sound_logits"].reshape(-1)
             continue
-        p = min(max(round((centre - starts[i] - width / 2) / hop), 0), last, positions - 1)
-        covid[k], sound[k] = out["window_covid_logits"][0, p], out["window_sound_logits"][0, :, p]
+        p = np.clip(np.rint((centres[rows] - starts[i] - width / 2) / hop), 0, min(last, positions - 1)).astype(int)
+        covid[rows], sound[rows] = out["window_covid_logits"][0, p], out["window_sound_logits"][0][:, p].T
     event_probabilities = softmax(sound) if len(events) else np.zeros((0, len(SOUND_TYPES)))
     types = [sound_type(p, cough_threshold) for p in event_probabilities]
     return Scores(aggregate([out["covid_logit"].reshape(-1)[0] for out in outputs]), clip, events, types,

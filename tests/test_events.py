@@ -60,6 +60,14 @@ def test_quiet_tail_is_kept_by_hysteresis() -> None:
     assert abs(event.start_s - 1.0) <= 0.05 and abs(event.end_s - 1.5) <= 0.05
 
 
+def test_a_bump_that_never_reaches_the_high_threshold_is_no_event() -> None:
+    x = bursts([(1.0, 1.2), (3.0, 3.2)])
+    rng = np.random.default_rng(6)
+    x[int(2.0 * SR): int(2.3 * SR)] += (rng.standard_normal(int(0.3 * SR)) * 6e-3).astype(np.float32)  # -44 dB
+    events = events_of(x, fallback=False)
+    assert [(round(e.start_s, 1), round(e.end_s, 1)) for e in events] == [(1.0, 1.2), (3.0, 3.2)]
+
+
 def test_steady_noise_falls_back_to_loudest_second() -> None:
     x = (np.random.default_rng(2).standard_normal(3 * SR) * 0.1).astype(np.float32)
     assert events_of(x, fallback=False) == []

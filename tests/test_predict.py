@@ -153,6 +153,17 @@ def test_long_recording_is_scored_in_chunks(model: CoughModel) -> None:
     p = model.predict(x, sample_rate=16000)
     assert p.covid_probability == pytest.approx(float(sigmoid(expected)), abs=1e-5)
     assert len(p.events) == len(np.arange(0.2, 70.0 - 0.3, 1.5))  # the pieces' energies line up end to end
+    # Each event reads the window centred nearest it in its own piece's outputs.
+    width, hop = model.runtime.window
+    centres = clip_features(np.concatenate(pieces)).centres
+    piece = np.minimum(centres // len(pieces[0]), len(pieces) - 1)
+    assert set(piece.tolist()) == {0, 1}
+    expected_covid = []
+    for centre, i in zip(centres, piece):
+        start = i * len(pieces[0])
+        position = min(max(round((centre - start - width / 2) / hop), 0), (len(pieces[i]) - width) // hop)
+        expected_covid.append(reference()(pieces[i][None])["window_covid_logits"][0, position])
+    np.testing.assert_allclose([e.covid_probability for e in p.events], sigmoid(np.array(expected_covid)), atol=1e-5)
 
 
 def test_to_json(model: CoughModel) -> None:
