@@ -1,8 +1,9 @@
 """Where one inference call's time goes: OpenVINO's per-node counters of the shipped IR, summed by the part of the
 graph each compiled node came from (the front end, the COVID-19 CNN, each gate network, the rest).
 
-The counters add their own overhead, so their sum is a little above the bare call's median: read the shares, and the
-bench's latency table for the absolute figures.
+The counters add a little overhead of their own to each node; what the bare call spends outside the nodes (shape
+inference and memory for the input's length, redone on every call of a graph of dynamic length) is the bare call's
+median, from the latency table, minus their sum.
 """
 from __future__ import annotations
 

@@ -182,8 +182,9 @@ def render_markdown(report: dict) -> str:
 
 
 def where_time_goes(report: dict) -> list[str]:
-    """bench.md's profile: each part of the INT8 graph's share of its node time (bench.profile), and the Python
-    around the call (the whole predict path's median minus the bare call's, from the latency table)."""
+    """bench.md's profile: each part of the INT8 graph's node time (bench.profile), what the bare call spends outside
+    its nodes (its median minus their sum), and the Python around the call (the whole predict path's median minus
+    the bare call's, from the latency table)."""
     profile = report.get("profile")
     if not profile:
         return []
@@ -191,19 +192,20 @@ def where_time_goes(report: dict) -> list[str]:
     rows = {(r["model"], r["clip_s"], r["threads"]): r for r in report["latency"]}
     threads = [t for t in report["threads"] if str(t) in profile]
     lines = ["", f"## Where the time goes ({clip:g} s clip, student INT8)", "",
-             "Each part's share of the graph's node time (OpenVINO's per-node counters, which add some overhead of "
-             "their own), scaled to the bare IR call's median; then the Python around the call.", "",
-             "| part | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}: ms (share)" for t in threads) + " |",
+             "Each part's node time (OpenVINO's per-node counters, which add a little overhead of their own), then "
+             "what the bare IR call spends outside its nodes (its median minus their sum: shape inference and memory "
+             "for the input's length, which a graph of dynamic length redoes on every call, and the call itself; "
+             "\"–\" where the counters' sum came out above the call), then the Python around the call.", "",
+             "| part | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}: ms" for t in threads) + " |",
              "|---|" + "---|" * len(threads)]
     parts = sorted({p for t in threads for p in profile[str(t)]}, key=lambda p: -profile[str(threads[0])].get(p, 0))
     bare = {t: rows[("student_ir_int8", clip, t)]["median_ms"] for t in threads}
     whole = {t: rows[(REFERENCE, clip, t)]["median_ms"] for t in threads}
     for part in parts:
-        cells = []
-        for t in threads:
-            share = profile[str(t)].get(part, 0.0) / sum(profile[str(t)].values())
-            cells.append(f"{fmt_ms(share * bare[t])} ({share:.0%})")
-        lines.append(f"| {part} | " + " | ".join(cells) + " |")
+        lines.append(f"| {part} | " + " | ".join(fmt_ms(profile[str(t)].get(part, 0.0)) for t in threads) + " |")
+    outside = {t: bare[t] - sum(profile[str(t)].values()) for t in threads}
+    lines.append("| outside the nodes | " + " | ".join(fmt_ms(outside[t] if outside[t] >= 0 else None)
+                                                     for t in threads) + " |")
     lines.append("| **the IR call** | " + " | ".join(f"**{fmt_ms(bare[t])}**" for t in threads) + " |")
     lines.append("| Python around it (decoded audio in, decision out) | "
                  + " | ".join(f"{fmt_ms(whole[t] - bare[t])} ({(whole[t] - bare[t]) / whole[t]:.0%} of the path)"

@@ -203,7 +203,7 @@ def _fake_report(all_correct: bool = True) -> dict:
                   "student_ov_int8": {"within_source_auc": 0.71, "pooled_auc": 0.8, "pooled_auc_ci": [0.7, 0.9]},
                   "teacher_torch": {"within_source_auc": 0.74, "pooled_auc": 0.82, "pooled_auc_ci": None}},
               "app": app}
-    report["profile"] = {"1": {"front end": 3.0, "COVID-19 CNN": 1.0}, "2": {"front end": 1.0, "COVID-19 CNN": 1.0}}
+    report["profile"] = {"1": {"front end": 0.6, "COVID-19 CNN": 0.25}, "2": {"front end": 0.5, "COVID-19 CNN": 0.7}}
     report["headline"] = render.headline(report, {1: 300.0, 2: 150.0}, 900.0)
     return report
 
@@ -226,8 +226,9 @@ def test_markdown_and_snippet_quote_the_measured_figures() -> None:
     assert "wav2vec2-base on OpenVINO FP32 is **300x slower**" in md and "target 300x: met." in md
     assert "target 301x: **not met**" in render.render_markdown({**report, "headline": render.headline(
         report, {1: 301.0}, 900.0)})
-    # The profile: shares of the node time scaled to the bare call (1 ms), then the Python around it (10 - 1 ms).
-    assert "| front end | 0.75 (75%) | 0.5 (50%) |" in md
+    # The profile: node times, the bare call (1 ms) outside them (none where they sum above it), then the Python
+    # around it (10 - 1 ms).
+    assert "| front end | 0.6 | 0.5 |" in md and "| outside the nodes | 0.15 | – |" in md
     assert "| Python around it (decoded audio in, decision out) | 9 (90% of the path) | 9 (90% of the path) |" in md
     assert "**2,160x more parameters**" in md
     int8_row = "| student (coughkd) | OpenVINO INT8 | 43,682 | 130 kB | 110 MB | 10 | 12 | 0.002 | 1x | 0.710 |"
