@@ -1,5 +1,5 @@
 """Where one inference call's time goes: OpenVINO's per-node counters of the shipped IR, summed by the part of the
-graph each compiled node came from (the front end, the COVID-19 CNN, each gate network, the rest).
+graph each compiled node came from (the front end, the COVID-19 CNN, the gate, the rest).
 
 The counters add a little overhead of their own to each node; what the bare call spends outside the nodes (shape
 inference and memory for the input's length, redone on every call of a graph of dynamic length) is the bare call's
@@ -15,8 +15,7 @@ import numpy as np
 # (part, the torch module path its nodes' original names start with); the first match wins.
 PARTS = (("front end (band limit, DFT, log-mel, frame energy)", "__module.front_end"),
          ("COVID-19 CNN (INT8) and its MFCC read-out", "__module.covid"),
-         *((f"gate network {k + 1} (float)", f"__module.sound.members.{k}") for k in range(8)),
-         ("gate (single network, float)", "__module.sound"))
+         ("sound-type gate (its networks side by side, float)", "__module.sound"))
 REST = "the rest (layout reorders, pooling and the heads' read-outs)"
 
 

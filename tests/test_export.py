@@ -17,6 +17,7 @@ from coughkd.audio import SAMPLE_RATE
 from coughkd.features import front_end_spec
 from coughkd.model import FORMAT, INPUT, OUTPUTS, SOUND_TYPES, sha256_file
 from training.lib.export import (
+    GATE_PREFIX,
     PARITY_SECONDS,
     VARIANTS,
     compile_f32,
@@ -77,6 +78,10 @@ def real_student() -> nn.Module:
     return fitted(Screener(LogMelCNN(), GateEnsemble([SoundTypeCNN(), SoundTypeCNN()])))
 
 
+def convolutions(model: ov.Model) -> int:
+    return sum(op.get_type_name() in ("Convolution", "GroupConvolution") for op in model.get_ops())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("make_student", [tiny_student, real_student], ids=["tiny", "cnn"])
 def test_fp32_ir_matches_torch_at_every_length(make_student, tmp_path: Path) -> None:
@@ -92,6 +97,9 @@ def test_fp32_ir_matches_torch_at_every_length(make_student, tmp_path: Path) -> 
     assert shapes[1][1] == shapes[3][1] == len(SOUND_TYPES) and all(s[0].is_dynamic for s in shapes)
     constants = [op for op in ir.get_ops() if op.get_type_name() == "Constant"]
     assert not [c for c in constants if c.get_output_element_type(0) == ov.Type.f16], "weights were compressed to fp16"
+    if isinstance(model.sound, GateEnsemble):  # its networks go in side by side, as one network's convolutions
+        alone = ov.Core().read_model(export_fp32(Screener(model.covid, model.sound.members[0]), tmp_path / "alone"))
+        assert convolutions(ir) == convolutions(alone) < len(ir.get_ops())
 
     inputs = sounds(2, seed=0, seconds=30.0)
     diffs = parity(model, xml, inputs)
@@ -146,7 +154,7 @@ def test_int8_ir_tracks_fp32(shipped: tuple[Path, dict]) -> None:
             assert diff < 1e-3, f"{name}: the gate stays in float (float_scope), yet INT8 moved it by {diff:.4f}"
         else:
             assert r > 0.99, f"{name}: INT8 vs FP32 correlation {r:.4f}"
-    gate_fed = [op for op in int8.get_ops() if "__module.sound." in op.get_friendly_name()
+    gate_fed = [op for op in int8.get_ops() if op.get_friendly_name().startswith(GATE_PREFIX)
                 and any(v.get_node().get_type_name() == "FakeQuantize" for v in op.input_values())]
     assert not gate_fed, f"the gate's layers must take float inputs: {[op.get_friendly_name() for op in gate_fed]}"
 

@@ -1,6 +1,7 @@
 """The sound-type gate's data, targets, loss, threshold and report (training.sounds, training.gate, evaluate)."""
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -298,6 +299,32 @@ def test_gate_ensemble_is_the_mean_of_its_members_and_round_trips_through_a_chec
         loaded = gate_from_checkpoint({"members": [m.state_dict() for m in members]})
         torch.testing.assert_close(loaded(x), ensemble(x))
     assert not loaded.training and count_parameters(ensemble) == 2 * count_parameters(members[0])
+
+
+def test_side_by_side_gate_gives_the_ensembles_logits_in_one_pass() -> None:
+    from training.models.students import GateEnsemble, SideBySide
+
+    torch.manual_seed(0)
+    members = [SoundTypeCNN(), SoundTypeCNN(), SoundTypeCNN()]
+    for member in members:  # batch-norm statistics and affines of their own, or the test could not see them mixed
+        for module in member.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.normal_(0.0, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.normal_(0.0, 0.2)
+    ensemble = GateEnsemble(members).eval()
+    fused = SideBySide(ensemble)
+    x = torch.randn(2, N_MELS, 301)
+    with torch.no_grad():
+        for got, expected in zip(fused.clip_and_window_logits(x), ensemble.clip_and_window_logits(x)):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        moved = copy.deepcopy(ensemble)
+        moved.members[2].blocks[3].layers[4].running_mean.add_(1.0)
+        assert not torch.allclose(SideBySide(moved).clip_and_window_logits(x)[0], fused.clip_and_window_logits(x)[0])
+    convolutions = [m for m in fused.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convolutions) == sum(isinstance(m, torch.nn.Conv2d) for m in members[0].modules())
+    assert count_parameters(fused) < count_parameters(ensemble) + 1_000  # the same weights, once
 
 
 def test_cough_parts_cut_speech_and_other_but_keep_breathing() -> None:

@@ -24,7 +24,7 @@ from coughkd.model import F32, FORMAT, INPUT, OUTPUTS, SOUND_TYPES, input_spec, 
 from training.lib.clips import ClipFeatures, ClipSet, PackedClips, centred_slices, clip_scores
 from training.lib.metrics import within_source_auc
 from training.lib.sounds import SoundClips
-from training.models.students import WINDOW_HOP_SAMPLES, WINDOW_SAMPLES, screener
+from training.models.students import WINDOW_HOP_SAMPLES, WINDOW_SAMPLES, Screener, screener
 
 # covid_logit (batch,), sound_logits (batch, types), window_covid_logits (batch, positions), window_sound_logits
 # (batch, types, positions), energy_db (batch, frames)
@@ -68,10 +68,10 @@ def compile_f32(model: ov.Model | Path) -> ov.CompiledModel:
     return ov.Core().compile_model(model, "CPU", F32)
 
 
-def export_fp32(model: nn.Module, out_dir: Path) -> Path:
-    """Convert a screener (students.Screener) to `student_fp32.xml/.bin`: input `waveform` (-1, -1) at 16 kHz,
-    the runtime's named outputs."""
-    model.eval()
+def export_fp32(model: Screener, out_dir: Path) -> Path:
+    """Convert a screener to `student_fp32.xml/.bin`: input `waveform` (-1, -1) at 16 kHz, the runtime's named
+    outputs; an ensemble gate goes in with its networks side by side (Screener.for_export)."""
+    model = model.eval().for_export()
     with torch.no_grad():
         ov_model = ov.convert_model(
             model,
