@@ -9,6 +9,8 @@ import torch
 
 from bench.render import fmt_ms, fmt_x
 from bench.timing import REFERENCE, ratio
+from coughkd.audio import SAMPLE_RATE
+from coughkd.features import HOP_LENGTH, N_MELS
 from training.lib.distillation import recipe
 from training.lib.metrics import format_auc, gate_tables, markdown_table, paired_table
 
@@ -132,10 +134,10 @@ it to decide anything about anyone's health.
 ## What it is
 - A {s['checkpoints'][s['shipped']]['parameters']:,}-parameter COVID-19 student ({s['shipped']} family) and a
   {g['parameters']:,}-parameter sound-type gate, exported with their front end as one OpenVINO graph from 16 kHz
-  audio of any length to scores, in one call: inside it a low-pass to the 4 kHz telephone band, the 64-band log-mel
-  (`training/models/frontend.py`, the module training computes its features with) and the frame energies on which
-  `coughkd.events` finds the events; out of it the scores of the whole recording (recordings over 30 s in 30 s
-  pieces) and of every 1 s window, which give each event its own.
+  audio of any length to scores, in one call: inside it a low-pass to the 4 kHz telephone band, the {N_MELS}-band
+  log-mel every {1000 * HOP_LENGTH // SAMPLE_RATE} ms (`training/models/frontend.py`, the module training computes its features with) and
+  the frame energies on which `coughkd.events` finds the events; out of it the scores of the whole recording
+  (recordings over 30 s in 30 s pieces) and of every 1 s window, which give each event its own.
 - The gate decides first: it hears each recording as cough, speech, breathing or other, and a recording that is not
   a cough gets no COVID-19 score at all (the app and CLI say what they heard). A recording is a cough if any of it
   sounds like one, so speech around the coughs does not hide them; the COVID-19 score then reads the whole
