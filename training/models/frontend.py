@@ -90,7 +90,6 @@ class FrontEnd(nn.Module):
         # (block, spans * outputs): what a block gives the outputs of the block `s` before it, for s = 0, 1, ...
         self.register_buffer("polyphase", torch.tensor(np.concatenate(spans, axis=1), dtype=torch.float32),
                              persistent=False)
-        self.spans = len(spans)
         self.register_buffer("basis", torch.tensor(dft_basis(), dtype=torch.float32), persistent=False)
         projection = np.concatenate([mel_projection()] * 2).T  # the cos and the sin outputs' squares
         self.register_buffer("projection", torch.tensor(projection, dtype=torch.float32), persistent=False)
@@ -106,7 +105,8 @@ class FrontEnd(nn.Module):
     def decimated(self, waveform: torch.Tensor) -> torch.Tensor:
         """(B, (samples + 1) // 2) the band-limited waveform at 8 kHz (every other sample of `band_limited`)."""
         half = (BAND_LIMIT_TAPS - 1) // 2
-        block, spans, outputs = POLYPHASE_BLOCK, self.spans, POLYPHASE_BLOCK // DECIMATION
+        block, outputs = POLYPHASE_BLOCK, POLYPHASE_BLOCK // DECIMATION
+        spans = self.polyphase.shape[-1] // outputs
         samples = waveform.shape[-1]
         rows = (samples + block - 1) // block  # (-(-samples // block) converted to wrong lengths)
         blocks = F.pad(waveform, (half, (rows + spans - 1) * block - samples - half)).unflatten(-1, (-1, block))

@@ -48,6 +48,14 @@ def sliding_pool(x: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([F.avg_pool1d(padded, width, 1), F.max_pool1d(padded, width, 1)], dim=1)
 
 
+def pooled_logits(frames: torch.Tensor, head: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clip logits (B, out), window logits (B, out, T)) of `head` on the mean and max of (B, C, T) feature frames
+    over the whole clip and over the WINDOW_WIDTH window from each frame on: one pass gives both."""
+    clip = head(torch.cat([frames.mean(dim=-1), frames.amax(dim=-1)], dim=-1))
+    windows = torch.einsum("bet,oe->bot", sliding_pool(frames, WINDOW_WIDTH), head.weight)
+    return clip, windows + head.bias.view(1, -1, 1)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -178,13 +186,11 @@ class LogMelCNN(_TwoHeads):
         """(covid_logit (B,), window logits (B, feature frames)): the exported COVID-19 logit of the clip, as
         `forward` gives it in eval mode, and of the WINDOW_WIDTH window from each feature frame on, as `forward`
         would give for that window alone but from the same pass over the clip."""
-        x = self.frames(log_mel)
-        pooled = sliding_pool(x, WINDOW_WIDTH)
-        clip = [self.covid_head(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))]
-        windows = [torch.einsum("bet,oe->bot", pooled, self.covid_head.weight) + self.covid_head.bias.view(1, -1, 1)]
+        head_clip, head_windows = pooled_logits(self.frames(log_mel), self.covid_head)
+        clip, windows = [head_clip], [head_windows]
         if self.mfcc is not None:
             clip.append(self.readout((self.mfcc(log_mel) - self.mfcc_mean) / self.mfcc_std))
-            stats = self.mfcc.windows(log_mel, WINDOW_WIDTH * FEATURE_HOP, FEATURE_HOP)[..., :pooled.shape[-1]]
+            stats = self.mfcc.windows(log_mel, WINDOW_WIDTH * FEATURE_HOP, FEATURE_HOP)[..., :head_windows.shape[-1]]
             standardised = (stats - self.mfcc_mean.view(1, -1, 1)) / self.mfcc_std.view(1, -1, 1)
             windows.append(torch.einsum("bet,oe->bot", standardised, self.readout.weight)
                            + self.readout.bias.view(1, -1, 1))
@@ -299,10 +305,7 @@ class SoundTypeCNN(nn.Module):
     def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B, len(SOUND_TYPES)) of the clip as `forward` gives them in eval mode, logits
         (B, len(SOUND_TYPES), feature frames) of the WINDOW_WIDTH window from each feature frame on), one pass."""
-        x = self.frames(log_mel)
-        pooled = sliding_pool(x, WINDOW_WIDTH)
-        clip = self.head(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))
-        return clip, torch.einsum("bet,oe->bot", pooled, self.head.weight) + self.head.bias.view(1, -1, 1)
+        return pooled_logits(self.frames(log_mel), self.head)
 
 
 class GateEnsemble(nn.Module):
@@ -335,7 +338,7 @@ def _side_by_side_norm(norms: list[nn.BatchNorm2d]) -> nn.BatchNorm2d:
     norm = nn.BatchNorm2d(norms[0].num_features * len(norms), eps=norms[0].eps)
     for name in ("weight", "bias", "running_mean", "running_var"):
         getattr(norm, name).data = torch.cat([getattr(n, name).data for n in norms])
-    return norm.eval()
+    return norm
 
 
 class _InputNorms(nn.Module):
@@ -386,10 +389,7 @@ class SideBySide(nn.Module):
 
     def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GateEnsemble.clip_and_window_logits, in one pass."""
-        x = self.blocks(self.stem(self.input_norm(log_mel))).mean(dim=2)
-        clip = self.head(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))
-        windows = torch.einsum("bet,oe->bot", sliding_pool(x, WINDOW_WIDTH), self.head.weight)
-        return clip, windows + self.head.bias.view(1, -1, 1)
+        return pooled_logits(self.blocks(self.stem(self.input_norm(log_mel))).mean(dim=2), self.head)
 
 
 def gate_from_checkpoint(gate: dict) -> GateEnsemble:
