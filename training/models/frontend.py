@@ -57,11 +57,16 @@ def low_pass_taps() -> np.ndarray:
 POLYPHASE_BLOCK = 160
 
 
+def polyphase_spans(n_taps: int = BAND_LIMIT_TAPS, block: int = POLYPHASE_BLOCK, stride: int = DECIMATION) -> int:
+    """How many consecutive blocks of `block` samples the outputs of one block read."""
+    return -(-(stride * (block // stride - 1) + n_taps) // block)
+
+
 def polyphase_matrix(taps: np.ndarray, block: int = POLYPHASE_BLOCK, stride: int = DECIMATION) -> np.ndarray:
     """(spans * block, block // stride) weights such that a row of `spans` consecutive blocks of `block` samples,
     starting at sample j * block, times column q is sum_k taps[k] * x[j * block + stride * q + k]."""
     outputs = block // stride
-    spans = -(-(stride * (outputs - 1) + len(taps)) // block)
+    spans = polyphase_spans(len(taps), block, stride)
     matrix = np.zeros((spans * block, outputs))
     for q in range(outputs):
         matrix[stride * q:stride * q + len(taps), q] = taps
@@ -106,13 +111,15 @@ class FrontEnd(nn.Module):
         """(B, (samples + 1) // 2) the band-limited waveform at 8 kHz (every other sample of `band_limited`)."""
         half = (BAND_LIMIT_TAPS - 1) // 2
         block, outputs = POLYPHASE_BLOCK, POLYPHASE_BLOCK // DECIMATION
-        spans = self.polyphase.shape[-1] // outputs
+        spans = polyphase_spans()  # a Python int: the slices below have constant bounds in the graph
         samples = waveform.shape[-1]
         rows = (samples + block - 1) // block  # (-(-samples // block) converted to wrong lengths)
         blocks = F.pad(waveform, (half, (rows + spans - 1) * block - samples - half)).unflatten(-1, (-1, block))
         products = blocks @ self.polyphase  # (B, rows + spans - 1, spans * outputs)
-        narrow = sum((products[:, s:rows + s, s * outputs:(s + 1) * outputs] for s in range(1, spans)),
-                     products[:, :rows, :outputs])
+        # Rows s to s - spans + 1 from the end are rows s .. rows + s - 1: constant bounds, no shape arithmetic in the
+        # graph (each computed bound is a few more nodes, which a graph of dynamic length runs on every call).
+        narrow = sum((products[:, s:s - spans + 1 or None, s * outputs:(s + 1) * outputs] for s in range(1, spans)),
+                     products[:, :1 - spans or None, :outputs])
         return narrow.flatten(1)[:, :(samples + 1) // DECIMATION]
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,6 +133,7 @@ class FrontEnd(nn.Module):
         hops = self.frame // self.energy_hop
         padded = F.pad(torch.square(narrow), (0, (frames + hops - 1) * self.energy_hop - narrow.shape[-1]))
         sums = padded.unflatten(-1, (-1, self.energy_hop)).sum(dim=-1)
-        energy = sum((sums[:, k:frames + k] for k in range(1, hops)), sums[:, :frames]) / self.frame
+        energy = sum((sums[:, k:k - hops + 1 or None] for k in range(1, hops)),
+                     sums[:, :1 - hops or None]) / self.frame
         energy_db = (10.0 / math.log(10.0)) * torch.log(torch.clamp(energy, min=ENERGY_FLOOR))
         return log_mel, energy_db

@@ -52,8 +52,8 @@ def pooled_logits(frames: torch.Tensor, head: nn.Linear) -> tuple[torch.Tensor, 
     """(clip logits (B, out), window logits (B, out, T)) of `head` on the mean and max of (B, C, T) feature frames
     over the whole clip and over the WINDOW_WIDTH window from each frame on: one pass gives both."""
     clip = head(torch.cat([frames.mean(dim=-1), frames.amax(dim=-1)], dim=-1))
-    windows = torch.einsum("bet,oe->bot", sliding_pool(frames, WINDOW_WIDTH), head.weight)
-    return clip, windows + head.bias.view(1, -1, 1)
+    windows = torch.matmul(head.weight, sliding_pool(frames, WINDOW_WIDTH)) + head.bias.view(1, -1, 1)
+    return clip, windows
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -78,7 +78,7 @@ class MfccStatistics(nn.Module):
         self.dim = 4 * n_mfcc
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
-        mfcc = torch.einsum("cm,bmt->bct", self.dct, log_mel)
+        mfcc = torch.matmul(self.dct, log_mel)
         padded = F.pad(mfcc, (self.delta_width, self.delta_width), mode="replicate")
         delta = F.conv1d(padded, self.delta_kernel, groups=mfcc.shape[1])
         return torch.cat([mfcc.mean(-1), mfcc.std(-1, unbiased=False), delta.mean(-1), delta.std(-1, unbiased=False)],
@@ -87,7 +87,7 @@ class MfccStatistics(nn.Module):
     def windows(self, log_mel: torch.Tensor, width: int, hop: int) -> torch.Tensor:
         """(B, dim, positions) the same statistics over every window of `width` frames every `hop` frames (windows
         past the end repeat the last frame)."""
-        mfcc = torch.einsum("cm,bmt->bct", self.dct, log_mel)
+        mfcc = torch.matmul(self.dct, log_mel)
         padded = F.pad(mfcc, (self.delta_width, self.delta_width), mode="replicate")
         delta = F.conv1d(padded, self.delta_kernel, groups=mfcc.shape[1])
         stats = []
@@ -192,7 +192,7 @@ class LogMelCNN(_TwoHeads):
             clip.append(self.readout((self.mfcc(log_mel) - self.mfcc_mean) / self.mfcc_std))
             stats = self.mfcc.windows(log_mel, WINDOW_WIDTH * FEATURE_HOP, FEATURE_HOP)[..., :head_windows.shape[-1]]
             standardised = (stats - self.mfcc_mean.view(1, -1, 1)) / self.mfcc_std.view(1, -1, 1)
-            windows.append(torch.einsum("bet,oe->bot", standardised, self.readout.weight)
+            windows.append(torch.matmul(self.readout.weight, standardised)
                            + self.readout.bias.view(1, -1, 1))
         return torch.cat(clip, dim=-1).mean(dim=-1), torch.cat(windows, dim=1).mean(dim=1)
 
