@@ -25,6 +25,7 @@ recordings, _ = load_covid19_cough()
 decoded, _ = decode_all(recordings, progress=False)
 test = {rec.sha256 for rec in split([rec for rec, _ in decoded], seed=0)["test"]}
 model = coughkd.load()
+HERE = Path(__file__).resolve().parents[1]  # the checkout this script belongs to
 
 
 def probability(waveform: np.ndarray) -> float:
@@ -37,7 +38,13 @@ def probability(waveform: np.ndarray) -> float:
     return model.predict(waveform, sample_rate=16000).covid_probability
 
 
+def shown(arg: str) -> str:
+    """An argument as the card shows it: relative to HERE, not to this machine."""
+    path = Path(arg).resolve()
+    return str(path.relative_to(HERE)) if path.is_relative_to(HERE) else arg
+
+
 scores = {rec.sha256: probability(w) for rec, w in decoded if rec.sha256 in test}
-Path(sys.argv[1]).write_text(json.dumps({"model": model.model_id, "command": " ".join(sys.argv), "scores": scores},
-                                        indent=1))
+command = "PYTHONPATH=. python " + " ".join(shown(a) for a in sys.argv)
+Path(sys.argv[1]).write_text(json.dumps({"model": model.model_id, "command": command, "scores": scores}, indent=1))
 print(model.model_id, len(scores))

@@ -1,7 +1,7 @@
 """The gate's recipe cross-validated over the people, speakers, folds and recordings of the training and validation
 splits (never test).
 
-    python -m training.gate_crossval --run_dir=runs/reproduce --epochs=15        # ~45 min on 1 thread
+    python -m training.gate_crossval --run_dir=runs/reproduce --epochs=10        # 15-20 min on 2 threads
     python -m training.gate_crossval --run_dir=runs/reproduce --speed_copies=1.0 --report=reports/gate_cv_b.json
     python -m training.gate_crossval --run_dir=runs/reproduce --max_seconds=10 --baseline=reports/gate_crossval.json
 
@@ -46,7 +46,7 @@ from training.models.students import GateEnsemble
 # ---- config: plain values, override with --name=value (and any setting of the run's gate recipe) ------------------
 run_dir = "runs/latest"
 folds = 3  # ESC-10 holds folds 1-3 outside its test fold: one each
-members = 1  # networks per fold (the shipped gate averages `members` of them; one keeps a run to about 45 min)
+members = 1  # networks per fold (the shipped gate averages `members` of them; one keeps a run short)
 report = "reports/gate_crossval.json"
 baseline = ""  # another recipe's report, run on the same folds: the paired AUC difference (this recipe minus it)
 # --------------------------------------------------------------------------------------------------------------------
