@@ -143,7 +143,7 @@ def _array_audio(samples: np.ndarray, rate: int, name: str) -> Audio:
                          f"the limit is {MAX_SECONDS / 60:.0f} minutes")
     data = _to_float(samples, name)
     mono = data if data.ndim == 1 else data.mean(axis=1, dtype=np.float32)
-    conditioner = _Conditioner(rate, name)
+    conditioner = _Conditioner(rate, name, borrowed=True)
     for start in range(0, len(mono), _ARRAY_BLOCK):
         conditioner.add(mono[start:start + _ARRAY_BLOCK])
     return conditioner.finish()
@@ -165,14 +165,17 @@ class _Conditioner:
     """Checks and resamples mono blocks as they arrive, so that a long input is never held at its own rate.
 
     The level, clipping and length checks run on the original samples (after the mono mix), so dBFS means what it
-    says; the output is the 16 kHz waveform, peak-normalised.
+    says; the output is the 16 kHz waveform, peak-normalised. `borrowed`: the blocks are views of an array the
+    caller keeps, left as they are until `finish` writes the one new waveform from them (a decoded frame is copied
+    at once instead: a view of it would keep FFmpeg's whole frame buffer alive).
     """
 
-    def __init__(self, rate: int, name: str) -> None:
-        self.rate, self.name = rate, name
+    def __init__(self, rate: int, name: str, borrowed: bool = False) -> None:
+        self.rate, self.name, self.borrowed = rate, name, borrowed
         self.count = 0
         self.sum_squares = 0.0
         self.clipped = 0
+        self.peak = 0.0  # of the original samples: the output's own peak when nothing is resampled
         self.warnings: list[str] = []
         self.blocks: list[np.ndarray] = []
         self.resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(
@@ -193,10 +196,14 @@ class _Conditioner:
                              f"the limit is {MAX_SECONDS / 60:.0f} minutes")
         self.sum_squares += squares
         # Two reductions decide most blocks; only a block that reaches the clip level is counted sample by sample.
-        if block.size and max(float(block.max()), -float(block.min())) >= CLIP_LEVEL:
+        peak = max(float(block.max()), -float(block.min())) if block.size else 0.0
+        self.peak = max(self.peak, peak)
+        if peak >= CLIP_LEVEL:
             self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
-        # A copy, not a view: a view of a decoded frame would keep FFmpeg's whole frame buffer alive.
-        self.blocks.append(block.copy() if self.resampler is None else self.resampler.resample_chunk(block))
+        if self.resampler is not None:
+            self.blocks.append(self.resampler.resample_chunk(block))
+        else:
+            self.blocks.append(block if self.borrowed else block.copy())
 
     def finish(self) -> Audio:
         name, seconds = self.name, self.count / self.rate
@@ -218,14 +225,19 @@ class _Conditioner:
             warnings.append(f"narrow-band audio ({self.rate} Hz, e.g. a telephone line); high frequencies are missing")
         if self.resampler is not None:
             self.blocks.append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        # Each block is already a copy of its own, so one block is the result; more are joined, the one moment
-        # the 16 kHz result is held twice.
-        waveform = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
-        self.blocks.clear()
-        peak = max(float(waveform.max()), -float(waveform.min()))  # no |waveform| temporary
+        # Resampling moves the peak; without it the samples are the ones add() saw.
+        peak = self.peak if self.resampler is None else max(max(float(b.max()), -float(b.min()))
+                                                              for b in self.blocks if b.size)
         if peak == 0.0:
             raise AudioError(f"{name}: the recording is silent (nothing is left at {SAMPLE_RATE} Hz)")
-        waveform /= peak
+        if len(self.blocks) == 1 and self.borrowed and self.resampler is None:
+            waveform = self.blocks[0] / peak  # the one new array, written in one pass
+        else:
+            # Each block is already a copy of its own, so one block is the result; more are joined, the one moment
+            # the 16 kHz result is held twice.
+            waveform = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
+            waveform /= peak
+        self.blocks.clear()
         return Audio(waveform=waveform, sample_rate=SAMPLE_RATE, original_sample_rate=self.rate,
                      duration_s=waveform.size / SAMPLE_RATE, warnings=warnings)
 

@@ -104,6 +104,16 @@ def test_array_with_sample_rate() -> None:
     check_clean(load_audio(channels_first, sample_rate=16000), 1.0, 16000)
 
 
+def test_array_input_is_left_as_given() -> None:
+    """A 16 kHz float32 array is read in place, never normalised in place: the caller's samples stay theirs."""
+    samples = 0.5 * tone(1.0, 16000).astype(np.float32)
+    given = samples.copy()
+    audio = load_audio(samples, sample_rate=16000)
+    np.testing.assert_array_equal(samples, given)
+    assert not np.shares_memory(audio.waveform, samples)
+    np.testing.assert_array_equal(audio.waveform, given / np.abs(given).max())
+
+
 def test_array_without_sample_rate_is_refused() -> None:
     """A 48 kHz array used to be taken for 16 kHz and scored three times too slow."""
     with pytest.raises(AudioError, match="needs its sample rate; pass sample_rate="):
