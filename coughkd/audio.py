@@ -196,7 +196,7 @@ class _Conditioner:
                              f"the limit is {MAX_SECONDS / 60:.0f} minutes")
         self.sum_squares += squares
         # Two reductions decide most blocks; only a block that reaches the clip level is counted sample by sample.
-        peak = max(float(block.max()), -float(block.min())) if block.size else 0.0
+        peak = _peak(block)
         self.peak = max(self.peak, peak)
         if peak >= CLIP_LEVEL:
             self.clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
@@ -226,8 +226,7 @@ class _Conditioner:
         if self.resampler is not None:
             self.blocks.append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         # Resampling moves the peak; without it the samples are the ones add() saw.
-        peak = self.peak if self.resampler is None else max(max(float(b.max()), -float(b.min()))
-                                                              for b in self.blocks if b.size)
+        peak = self.peak if self.resampler is None else max(map(_peak, self.blocks))
         if peak == 0.0:
             raise AudioError(f"{name}: the recording is silent (nothing is left at {SAMPLE_RATE} Hz)")
         if len(self.blocks) == 1 and self.borrowed and self.resampler is None:
@@ -240,6 +239,11 @@ class _Conditioner:
         self.blocks.clear()
         return Audio(waveform=waveform, sample_rate=SAMPLE_RATE, original_sample_rate=self.rate,
                      duration_s=waveform.size / SAMPLE_RATE, warnings=warnings)
+
+
+def _peak(block: np.ndarray) -> float:
+    """max |block| (0 for an empty block), from two reductions and no |block| temporary."""
+    return max(float(block.max()), -float(block.min())) if block.size else 0.0
 
 
 def _duration(seconds: float) -> str:
