@@ -12,7 +12,7 @@ from coughkd.audio import SAMPLE_RATE
 from coughkd.features import HOP_LENGTH, N_MELS, WINDOW_FRAMES
 from coughkd.model import SOUND_TYPES
 from training.lib.clips import ClipSet, clip_features
-from training.lib.gate_training import balanced_weights, items, soft_cross_entropy
+from training.lib.gate_training import balanced_weights, items, loss_weights, soft_cross_entropy
 from training.lib.metrics import (
     GATE_BARS,
     choose_gate_threshold,
@@ -182,6 +182,21 @@ def test_gate_crossval_compares_two_recipes_on_the_same_held_out_clips_only(tmp_
         against(held, report)
 
 
+def test_gate_crossval_reads_an_older_recipe_with_the_settings_added_since_at_their_old_values(tmp_path) -> None:
+    from training.gate_crossval import settings
+    from training.lib.sounds import LATER_SETTINGS
+
+    (tmp_path / "run").mkdir()
+    torch.save({"config": {"epochs": 30, "tag_weight": 0.3, "seed": 0}}, tmp_path / "run" / "sound_cnn.pt")
+    run = f"--run_dir={tmp_path / 'run'}"
+    config = settings([run, "--epochs=10"])
+    assert config["epochs"] == 10 and config["tag_weight"] == 0.3
+    assert {k: config[k] for k in LATER_SETTINGS} == LATER_SETTINGS
+    assert settings([run, "--sneeze_weight=4"])["sneeze_weight"] == 4.0
+    with pytest.raises(SystemExit, match="unknown setting"):
+        settings([run, "--sneeze_wieght=4"])
+
+
 def test_covid_clips_become_coughs_and_generated_audio_speech_or_other() -> None:
     clips = ClipSet.build([np.zeros(100, np.float32)] * 3, recording=[0, -1, -1], split=["train"] * 3,
                           covid_label=[1, -1, -1], source=["call-center", "generated:speech", "generated:tone"],
@@ -199,6 +214,18 @@ def test_balanced_weights_give_every_type_the_same_total() -> None:
     assert w.mean() == pytest.approx(1.0)
     assert w[types == 0].sum() == pytest.approx(w[types == 2].sum())
     assert w[:90].sum() == pytest.approx(w[90:100].sum())  # within a type, each data set counts alike
+
+
+def test_loss_weights_weigh_sneezes_more_and_leave_every_other_item_balanced() -> None:
+    types = np.array([0] * 6 + [3] * 10)
+    datasets = np.array(["coswara"] * 6 + ["esc10"] * 10)
+    kinds = np.array(["cough-heavy"] * 6 + ["dog bark"] * 8 + ["person sneeze"] * 2)
+    balanced = balanced_weights(types, datasets)
+    w = loss_weights(types, datasets, kinds, sneeze_weight=4.0)
+    sneeze = kinds == "person sneeze"
+    assert w[sneeze] == pytest.approx(4.0 * balanced[sneeze])
+    assert w[~sneeze] == pytest.approx(balanced[~sneeze])
+    assert loss_weights(types, datasets, kinds, sneeze_weight=1.0) == pytest.approx(balanced)
 
 
 def test_training_items_are_the_clip_around_its_first_event_and_event_windows_as_views_not_copies() -> None:
@@ -513,3 +540,11 @@ def test_robustness_changes_do_what_their_names_say() -> None:
     gain_db = 10 * np.log10(np.mean(room[16000:] ** 2) / np.mean(noise[16000:] ** 2))
     assert gain_db == pytest.approx(10 * np.log10(1 + 10 ** -0.3), abs=0.3), "the tail adds 3 dB below the direct"
     assert worst({"speech": (90, 100), "breathing": (86, 100), "cough: coswara": (100, 100)}) == "speech 90/100"
+
+
+def test_the_cards_gate_recipe_names_the_sneeze_weight_only_when_it_is_set() -> None:
+    from training.lib.card import gate_recipe
+
+    recipe = {"epochs": 30, "seed": 0}
+    assert "sneeze" not in gate_recipe(recipe) and "sneeze" not in gate_recipe({**recipe, "sneeze_weight": 1.0})
+    assert "sneezes (and their copies) weigh 8 times" in gate_recipe({**recipe, "sneeze_weight": 8.0})

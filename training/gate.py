@@ -49,6 +49,7 @@ min_quality = 1  # Coswara files its listeners rated below this (0 = bad: silent
 speed_copies = 1.25  # > 1: each real wideband training clip also played up to this much faster or slower
 n_mixtures = 400  # cough + speech/other recordings made for the training split (a quarter as many for val and test)
 n_non_cough_mixtures = 0  # ... and speech/other + speech/other recordings, no cough in them
+sneeze_weight = 1.0  # ESC-10's sneezes (and their copies) weigh this many times their share of the loss
 tag_weight = 0.3  # target = (1 - w) * known label + w * the teacher's sound-type distribution
 gain_db = 6.0  # training inputs at a random level within +-gain_db (level_and_tilt)
 tilt_db = 6.0  # ... and a random spectral tilt within +-tilt_db across the band
@@ -97,7 +98,7 @@ def describe(sounds: SoundClips) -> list[dict]:
 
 def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: str = tag_cache,
         min_quality: int = min_quality, speed_copies: float = speed_copies, n_mixtures: int = n_mixtures,
-        n_non_cough_mixtures: int = n_non_cough_mixtures,
+        n_non_cough_mixtures: int = n_non_cough_mixtures, sneeze_weight: float = sneeze_weight,
         tag_weight: float = tag_weight, all_tags_weight: float = all_tags_weight, gain_db: float = gain_db,
         tilt_db: float = tilt_db, noise_snr_min_db: float = noise_snr_min_db,
         noise_snr_max_db: float = noise_snr_max_db, reverb_rt60_max_s: float = reverb_rt60_max_s,

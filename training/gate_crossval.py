@@ -40,7 +40,7 @@ from training.lib.metrics import (
     gate_rates,
     paired_group_auc_difference,
 )
-from training.lib.sounds import REAL, SoundClips, gate_probabilities, made_sounds, recorded_sounds
+from training.lib.sounds import LATER_SETTINGS, REAL, SoundClips, gate_probabilities, made_sounds, recorded_sounds
 from training.models.students import GateEnsemble
 
 # ---- config: plain values, override with --name=value (and any setting of the run's gate recipe) ------------------
@@ -120,7 +120,7 @@ def settings(argv: list[str]) -> dict:
     own = {k: globals()[k] for k in config_keys(globals())}
     run = parse_overrides(own, [a for a in argv if a.startswith("--run_dir=")])["run_dir"]
     recipe = torch.load(Path(run) / "sound_cnn.pt", map_location="cpu", weights_only=False)["config"]
-    return parse_overrides({**recipe, **own}, argv)
+    return parse_overrides({**LATER_SETTINGS, **recipe, **own}, argv)
 
 
 def main(argv: list[str]) -> dict:

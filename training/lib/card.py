@@ -274,6 +274,9 @@ def gate_recipe(config: dict) -> str:
                      f"all 527 AudioSet classes (weight {config['all_tags_weight']}; the read-out is dropped after "
                      "training), so the tagger's finer judgement (a bark, a sneeze, a rooster are not coughs, whatever "
                      "the four types say) shapes what the gate hears")
+    if config.get("sneeze_weight", 1.0) != 1.0:
+        words.append(f"; ESC-10's sneezes (and their copies) weigh {config['sneeze_weight']:g} times their share of the "
+                     "loss: the everyday sound most like a cough, a tenth of ESC-10 (docs/experiments.md)")
     if config.get("gain_db") or config.get("tilt_db"):
         words.append(f"; each training input at a random level (+-{config.get('gain_db', 0):g} dB) and spectral tilt "
                      f"(+-{config.get('tilt_db', 0):g} dB across the band), as other microphones give it")

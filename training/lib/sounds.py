@@ -49,6 +49,9 @@ TAG_CLASSES = {
 }
 MU = 255  # G.711 mu-law, the telephone codec of the call-centre recordings' networks
 REAL = ("coswara", "esc10", "speech-commands", "covid19-cough")  # the data sets of real recordings
+# Gate settings added after some recipes were recorded in a checkpoint, at the values those recipes had: what a
+# recipe that does not name one is read with (made_sounds, train_member, training.gate_crossval's settings).
+LATER_SETTINGS = {"speed_copies": 1.0, "n_non_cough_mixtures": 0, "sneeze_weight": 1.0}
 # What a card row calls a recording of each loaded data set (training.lib.data sets these meta keys).
 KIND = {"coswara": lambda rec: str(rec.get("kind")), "esc10": lambda rec: str(rec.get("category")),
         "speech-commands": lambda rec: "one word"}
@@ -233,11 +236,11 @@ def made_sounds(base: SoundClips, config: dict) -> SoundClips:
     """``base`` with, split by split, what is made of it: the speed copies of its training clips, a telephone copy
     of each wideband clip and the mixtures, with and without a cough, of each split (training.gate's docstring says
     why). Each intermediate set is let go as soon as the next holds it: the audio is the step's largest part."""
-    sped = SoundClips.concatenate([base, speed_copies(base, config.get("speed_copies", 1.0), config["seed"])])
+    config = {**LATER_SETTINGS, **config}
+    sped = SoundClips.concatenate([base, speed_copies(base, config["speed_copies"], config["seed"])])
     with_lines = SoundClips.concatenate([sped, telephone_copies(sped)])
     del sped
-    # Recipes recorded before non-cough mixtures existed had none.
-    counts = ((True, config["n_mixtures"]), (False, config.get("n_non_cough_mixtures", 0)))
+    counts = ((True, config["n_mixtures"]), (False, config["n_non_cough_mixtures"]))
     made = [mixtures(with_lines, n, split, config["seed"], with_cough)
             for with_cough, total in counts
             for split, n in (("train", total), ("val", total // 4), ("test", total // 4))]
