@@ -23,7 +23,7 @@ from coughkd.audio import SAMPLE_RATE
 from training.lib.clips import ClipSet, clip_features
 from training.lib.configurator import configure
 from training.lib.metrics import choose_gate_threshold, gate_groups, gate_rates, worst_group
-from training.lib.sounds import gate_probabilities, sound_set
+from training.lib.sounds import LATER_SETTINGS, gate_probabilities, sound_set
 from training.models.students import gate_from_checkpoint
 
 # ---- config: plain values, override with --name=value -------------------------------------------------------------
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> str:
     run = Path(config["run_dir"])
     paths = [Path(p) for p in config["checkpoints"].split(",")] if config["checkpoints"] else [run / "sound_cnn.pt"]
     gates = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
-    sounds, _ = sound_set(ClipSet.load(run / "clips.npz"), gates[0]["config"])
+    sounds, _ = sound_set(ClipSet.load(run / "clips.npz"), {**LATER_SETTINGS, **gates[0]["config"]})
     val = np.flatnonzero(sounds.split == "val")
     groups = gate_groups(sounds.subset(sounds.split == "val"))
     rng = np.random.default_rng(config["seed"])

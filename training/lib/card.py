@@ -13,6 +13,7 @@ from coughkd.audio import SAMPLE_RATE
 from coughkd.features import HOP_LENGTH, N_MELS
 from training.lib.distillation import recipe
 from training.lib.metrics import format_auc, gate_tables, markdown_table, paired_table
+from training.lib.sounds import LATER_SETTINGS
 
 # The card's speed section lies between these markers; `python -m bench` rewrites it for the model it measured.
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -264,8 +265,9 @@ Run on {s['machine']}, {s['minutes']:.1f} minutes, torch {torch.__version__}.{re
 def gate_recipe(config: dict) -> str:
     """The card's words on the gate's training beyond its targets: the read-out of every AudioSet class, the
     augmentations, the epochs and the members whose mean is the gate."""
+    config = {**LATER_SETTINGS, **config}
     words = []
-    if config.get("speed_copies", 1.0) > 1.0:
+    if config["speed_copies"] > 1.0:
         words.append(f"; beside each real wideband training recording, a copy played up to {config['speed_copies']:g} "
                      "times faster or slower (pitch and pace together), which the tagger tags afresh: other voices "
                      "and sneezes than the few recorded (docs/experiments.md)")
@@ -274,7 +276,7 @@ def gate_recipe(config: dict) -> str:
                      f"all 527 AudioSet classes (weight {config['all_tags_weight']}; the read-out is dropped after "
                      "training), so the tagger's finer judgement (a bark, a sneeze, a rooster are not coughs, whatever "
                      "the four types say) shapes what the gate hears")
-    if config.get("sneeze_weight", 1.0) != 1.0:
+    if config["sneeze_weight"] != 1.0:
         words.append(f"; ESC-10's sneezes (and their copies) weigh {config['sneeze_weight']:g} times their share of the "
                      "loss: the everyday sound most like a cough, a tenth of ESC-10 (docs/experiments.md)")
     if config.get("gain_db") or config.get("tilt_db"):

@@ -21,7 +21,7 @@ from coughkd.features import HOP_LENGTH, LOG_OFFSET, WINDOW_FRAMES
 from coughkd.model import SOUND_TYPES
 from training.lib.clips import ClipFeatures, centred_slice
 from training.lib.distillation import RandomCrops, SimilarLengths, spec_masks
-from training.lib.sounds import LATER_SETTINGS, SoundClips, teacher_distribution
+from training.lib.sounds import SoundClips, teacher_distribution
 from training.models.efficientat import N_CLASSES
 from training.models.students import SoundTypeCNN
 from training.models.teachers import build_teacher
@@ -217,7 +217,7 @@ def train_member(sounds: SoundClips, feats: list[ClipFeatures], config: dict) ->
     known = np.eye(len(SOUND_TYPES), dtype=np.float32)[sounds.sound_type[owners]]
     target = (1 - config["tag_weight"]) * known + config["tag_weight"] * teacher_distribution(tags)
     weight = loss_weights(sounds.sound_type[owners], sounds.dataset[owners], sounds.kind[owners],
-                          {**LATER_SETTINGS, **config}["sneeze_weight"])
+                          config["sneeze_weight"])
     extra = {"target": target, "weight": weight, "tags": torch.sigmoid(torch.from_numpy(tags)).numpy()}
     loader = DataLoader(np.arange(len(owners)),
                         batch_sampler=SimilarLengths([x.shape[-1] for x in log_mels], config["batch_size"],

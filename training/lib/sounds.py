@@ -50,7 +50,7 @@ TAG_CLASSES = {
 MU = 255  # G.711 mu-law, the telephone codec of the call-centre recordings' networks
 REAL = ("coswara", "esc10", "speech-commands", "covid19-cough")  # the data sets of real recordings
 # Gate settings added after some recipes were recorded in a checkpoint, at the values those recipes had: what a
-# recipe that does not name one is read with (made_sounds, train_member, training.gate_crossval's settings).
+# recipe read back from a checkpoint is completed with (training.gate_crossval, training.gate_robustness, the card).
 LATER_SETTINGS = {"speed_copies": 1.0, "n_non_cough_mixtures": 0, "sneeze_weight": 1.0}
 # What a card row calls a recording of each loaded data set (training.lib.data sets these meta keys).
 KIND = {"coswara": lambda rec: str(rec.get("kind")), "esc10": lambda rec: str(rec.get("category")),
@@ -236,7 +236,6 @@ def made_sounds(base: SoundClips, config: dict) -> SoundClips:
     """``base`` with, split by split, what is made of it: the speed copies of its training clips, a telephone copy
     of each wideband clip and the mixtures, with and without a cough, of each split (training.gate's docstring says
     why). Each intermediate set is let go as soon as the next holds it: the audio is the step's largest part."""
-    config = {**LATER_SETTINGS, **config}
     sped = SoundClips.concatenate([base, speed_copies(base, config["speed_copies"], config["seed"])])
     with_lines = SoundClips.concatenate([sped, telephone_copies(sped)])
     del sped
