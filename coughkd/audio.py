@@ -232,8 +232,8 @@ class _Conditioner:
         if len(self.blocks) == 1 and self.borrowed and self.resampler is None:
             waveform = self.blocks[0] / peak  # the one new array, written in one pass
         else:
-            # Each block is already a copy of its own, so one block is the result; more are joined, the one moment
-            # the 16 kHz result is held twice.
+            # One block that is not borrowed is already a copy of its own, so it is the result; more blocks (borrowed
+            # or not) are joined into a new array, the one moment the 16 kHz result is held twice.
             waveform = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
             waveform /= peak
         self.blocks.clear()
