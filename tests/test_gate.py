@@ -309,11 +309,12 @@ def test_screener_exports_the_students_logit_and_the_gates() -> None:
     assert count_parameters(gate) < 30_000
 
 
-def test_gate_ensemble_is_the_mean_of_its_members_and_round_trips_through_a_checkpoint() -> None:
+@pytest.mark.parametrize("pooling", ["mean+max", "max"])
+def test_gate_ensemble_is_the_mean_of_its_members_and_round_trips_through_a_checkpoint(pooling: str) -> None:
     from training.models.students import GateEnsemble, gate_from_checkpoint
 
     torch.manual_seed(0)
-    members = [SoundTypeCNN().eval(), SoundTypeCNN().eval()]
+    members = [SoundTypeCNN(pooling=pooling).eval(), SoundTypeCNN(pooling=pooling).eval()]
     ensemble = GateEnsemble(members).eval()
     x = torch.randn(2, N_MELS, 301)
     with torch.no_grad():
@@ -323,16 +324,33 @@ def test_gate_ensemble_is_the_mean_of_its_members_and_round_trips_through_a_chec
         parts = [m.clip_and_window_logits(x)[1] for m in members]
         torch.testing.assert_close(windows, (parts[0] + parts[1]) / 2)
         assert not torch.allclose(members[0](x), members[1](x)), "two seeds, two networks: the mean is not vacuous"
-        loaded = gate_from_checkpoint({"members": [m.state_dict() for m in members]})
+        config = {} if pooling == "mean+max" else {"config": {"pooling": pooling}}  # older checkpoints: mean+max
+        loaded = gate_from_checkpoint({"members": [m.state_dict() for m in members], **config})
         torch.testing.assert_close(loaded(x), ensemble(x))
     assert not loaded.training and count_parameters(ensemble) == 2 * count_parameters(members[0])
 
 
-def test_side_by_side_gate_gives_the_ensembles_logits_in_one_pass() -> None:
+def test_max_pooling_hears_a_short_sound_alike_in_a_long_quiet_recording() -> None:
+    from training.models.students import sliding_pool, time_pool
+
+    x = torch.rand(2, 8, 20)
+    longer = torch.cat([x, torch.zeros(2, 8, 200)], dim=-1)  # feature frames of quiet: below the sound's
+    torch.testing.assert_close(time_pool(longer, "max"), time_pool(x, "max"))
+    assert not torch.allclose(time_pool(longer), time_pool(x)), "the mean beside it is diluted"
+    assert time_pool(x).shape == (2, 16) and time_pool(x, "max").shape == (2, 8)
+    windows = sliding_pool(x, 6, "max")
+    torch.testing.assert_close(windows[..., 3], x[..., 3:9].amax(dim=-1))
+    torch.testing.assert_close(sliding_pool(x, 6)[:, 8:], windows), "the max half of mean+max is the same"
+    with pytest.raises(ValueError, match="unknown pooling"):
+        SoundTypeCNN(pooling="mean")
+
+
+@pytest.mark.parametrize("pooling", ["mean+max", "max"])
+def test_side_by_side_gate_gives_the_ensembles_logits_in_one_pass(pooling: str) -> None:
     from training.models.students import GateEnsemble, SideBySide
 
     torch.manual_seed(0)
-    members = [SoundTypeCNN(), SoundTypeCNN(), SoundTypeCNN()]
+    members = [SoundTypeCNN(pooling=pooling), SoundTypeCNN(pooling=pooling), SoundTypeCNN(pooling=pooling)]
     for member in members:  # batch-norm statistics and affines of their own, or the test could not see them mixed
         for module in member.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
@@ -478,6 +496,32 @@ def test_background_noise_fills_the_quiet_frames_at_the_drawn_snr_and_leaves_hal
     assert (noisy[:, :, 20:25] >= 0.0).all(), "noise adds power, it never removes any"
 
 
+def test_quiet_padding_sets_each_example_whole_inside_its_own_background_in_half_the_batches() -> None:
+    from training.lib.gate_training import quiet_padding
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.full((8, N_MELS, 50), -10.0) + torch.linspace(0.0, 2.0, N_MELS).view(1, -1, 1)  # a coloured floor...
+    x[:, :, 20:30] = 0.0  # ... around a burst
+    assert torch.equal(quiet_padding(x, 1.0, 500, generator), x), "factor 1: off"
+    shapes = [quiet_padding(x, 4.0, 120, generator).shape for _ in range(200)]
+    padded = [s for s in shapes if s[-1] > 50]
+    assert 0.35 < len(padded) / len(shapes) < 0.65, "about half the batches"
+    assert max(s[-1] for s in padded) == 120 and min(s[-1] for s in padded) < 100, "a drawn length, capped"
+    while (y := quiet_padding(x, 4.0, 500, generator)).shape[-1] < 150:  # enough added frames to average
+        pass
+    offsets = set()
+    for b in range(len(x)):
+        burst = np.flatnonzero((y[b] == 0.0).all(dim=0).numpy())
+        assert len(burst) == 10, "the burst is there once, whole"
+        offset = int(burst[0]) - 20
+        assert torch.equal(y[b, :, offset:offset + 50], x[b]), "the example itself is unchanged"
+        offsets.add(offset)
+        around = torch.cat([y[b, :, :offset], y[b, :, offset + 50:]], dim=-1)
+        assert torch.allclose(around.mean(dim=-1), x[b, :, 0], atol=0.15), "the added frames: its floor, per band"
+        assert 0.2 < float(around.std(dim=-1).mean()) < 0.4, "which flickers"
+    assert len(offsets) > 1, "each example at an offset of its own"
+
+
 def test_reverberation_adds_a_decaying_tail_after_each_sound_and_leaves_half_the_batch_alone() -> None:
     from coughkd.features import LOG_OFFSET
     from training.lib.gate_training import reverberation
@@ -525,7 +569,21 @@ def test_robustness_changes_do_what_their_names_say() -> None:
     rng = np.random.default_rng(0)
     w = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 0.8).astype(np.float64)
     out = {name: change(w, rng) for name, change in CHANGES.items()}
-    assert all(len(y) == len(w) for y in out.values())
+    quiet, alone = "in 4 s more of quiet (noise 50 dB below its peak)", "its loudest event alone in 5 s of that quiet"
+    assert all(len(y) == len(w) for name, y in out.items() if name not in (quiet, alone))
+    tone = np.cos(np.arange(16000) * 2 * np.pi * 440 / 16000) * 0.8  # loud from its first sample to its last
+    inside = CHANGES[quiet](tone, rng)
+    assert len(inside) == len(tone) + 4 * 16000
+    at = int(np.argmax(np.abs(inside) > 0.1))
+    noise = np.concatenate([inside[:at], inside[at + len(tone):]])
+    assert 20 * np.log10(np.abs(tone).max() / noise.std()) == pytest.approx(50.0, abs=0.3)
+    np.testing.assert_allclose(inside[at:at + len(tone)], tone, atol=0.02)
+    quiet_burst, loud_burst = np.full(3200, 0.2), np.full(1600, 0.9)  # two events, 1 s of silence apart
+    two = np.concatenate([np.zeros(8000), quiet_burst, np.zeros(16000), loud_burst, np.zeros(8000)])
+    single = CHANGES[alone](two, rng)
+    assert len(single) == 5 * 16000, "the event and the quiet add up to 5 s"
+    held = np.abs(single) > 0.1
+    assert np.abs(single).max() == pytest.approx(0.9, abs=0.02) and 1600 <= held.sum() < 1700, "the loud one, alone"
     np.testing.assert_array_equal(out["as recorded"], w)
     assert 20 * np.log10(np.abs(out["quiet (-12 dB)"]).max() / np.abs(w).max()) == pytest.approx(-12.0)
     assert np.abs(out["loud (+6 dB, clipped)"]).max() == 1.0
@@ -542,9 +600,12 @@ def test_robustness_changes_do_what_their_names_say() -> None:
     assert worst({"speech": (90, 100), "breathing": (86, 100), "cough: coswara": (100, 100)}) == "speech 90/100"
 
 
-def test_the_cards_gate_recipe_names_the_sneeze_weight_only_when_it_is_set() -> None:
+def test_the_cards_gate_recipe_names_the_sneeze_weight_quiet_padding_and_pooling_only_when_set() -> None:
     from training.lib.card import gate_recipe
 
     recipe = {"epochs": 30, "seed": 0}
     assert "sneeze" not in gate_recipe(recipe) and "sneeze" not in gate_recipe({**recipe, "sneeze_weight": 1.0})
     assert "sneezes (and their copies) weigh 8 times" in gate_recipe({**recipe, "sneeze_weight": 8.0})
+    assert "background" not in gate_recipe(recipe) and "background" not in gate_recipe({**recipe, "quiet_padding": 1})
+    assert "up to 4 times their length" in gate_recipe({**recipe, "quiet_padding": 4.0})
+    assert "maximum alone" in gate_recipe({**recipe, "pooling": "max"}) and "maximum alone" not in gate_recipe(recipe)

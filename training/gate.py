@@ -58,6 +58,10 @@ tilt_db = 6.0  # ... and a random spectral tilt within +-tilt_db across the band
 noise_snr_min_db = 5.0  # half the training inputs with background noise at an SNR in [min, max] dB
 noise_snr_max_db = 35.0  # (background_noise; max 0: off)
 reverb_rt60_max_s = 0.0  # half the training inputs in a room with a reverberation time in [0.2 s, this] (0: off)
+quiet_padding = 1.0  # half the training batches inside up to this many times their length of their own
+# background, at most 10 s (quiet_padding; 1: off; 4 cost AUC in cross-validation, docs/experiments.md)
+pooling = "mean+max"  # the networks' pooling over time, "mean+max" or "max" (students.SoundTypeCNN; max alone
+# resists quiet around a cough but took more sneezes for coughs in cross-validation, docs/experiments.md)
 pitch_bins = 0  # half the training inputs shifted up or down by up to this many mel bins (pitch_and_speed; 0: off)
 speed_max = 1.0  # ... and played faster or slower by up to this factor (1: off)
 all_tags_weight = 1.0  # weight of the read-out of all the teacher's AudioSet classes (GateTraining; 0: off)
@@ -104,9 +108,9 @@ def run(*, run_dir: str = run_dir, audio_cache: str = audio_cache, tag_cache: st
         tag_weight: float = tag_weight, all_tags_weight: float = all_tags_weight, gain_db: float = gain_db,
         tilt_db: float = tilt_db, noise_snr_min_db: float = noise_snr_min_db,
         noise_snr_max_db: float = noise_snr_max_db, reverb_rt60_max_s: float = reverb_rt60_max_s,
-        pitch_bins: int = pitch_bins, speed_max: float = speed_max,
-        windows_per_clip: int = windows_per_clip, max_seconds: float = max_seconds, epochs: int = epochs,
-        members: int = members, limit: int = limit, resume: bool = resume,
+        quiet_padding: float = quiet_padding, pooling: str = pooling, pitch_bins: int = pitch_bins,
+        speed_max: float = speed_max, windows_per_clip: int = windows_per_clip, max_seconds: float = max_seconds,
+        epochs: int = epochs, members: int = members, limit: int = limit, resume: bool = resume,
         batch_size: int = batch_size, learning_rate: float = learning_rate, weight_decay: float = weight_decay,
         seed: int = seed, clips: ClipSet | None = None) -> tuple[dict, SoundClips, list[ClipFeatures]]:
     """``clips``: the run's ClipSet when the caller has it (reproduce). Returns (checkpoint, the sound set, its

@@ -3,11 +3,11 @@
     python -m training.gate_robustness --run_dir=runs/reproduce --checkpoints=a.pt,b.pt     # a few minutes
 
 Why: the validation clips come from the same microphones as the training clips, and several gate recipes hold every
-group there; real recordings are quieter, louder, brighter, duller, noisier or more reverberant. Each checkpoint is
-read at its own threshold on copies of every validation clip changed one way at a time (``members``: and each member
-of an ensemble alone); the sound set is rebuilt with the first checkpoint's own settings, so the split is the one it
-was chosen on. Prints a markdown table: per change, the clips the gate treats wrongly and its worst group, and the
-sum over all of them (docs/experiments.md quotes it).
+group there; real recordings are quieter, louder, brighter, duller, noisier or more reverberant, or hold the sound in
+seconds of room tone. Each checkpoint is read at its own threshold on copies of every validation clip changed one way
+at a time (``members``: and each member of an ensemble alone); the sound set is rebuilt with the first checkpoint's
+own settings, so the split is the one it was chosen on. Prints a markdown table: per change, the clips the gate
+treats wrongly and its worst group, and the sum over all of them (docs/experiments.md quotes it).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import scipy.signal
 import torch
 
 from coughkd.audio import SAMPLE_RATE
+from coughkd.events import detect_events, frame_energy_db
 from training.lib.clips import ClipSet, clip_features
 from training.lib.configurator import configure
 from training.lib.metrics import choose_gate_threshold, gate_groups, gate_rates, worst_group
@@ -42,7 +43,31 @@ CHANGES: dict[str, Change] = {
     "duller (one-pole low-pass 0.7)": lambda w, rng: scipy.signal.lfilter([0.3], [1.0, -0.7], w),
     "white noise 20 dB below": lambda w, rng: w + rng.standard_normal(len(w)) * np.sqrt(np.mean(w ** 2)) * 0.1,
     "room (RT60 0.6 s, DRR 3 dB)": lambda w, rng: scipy.signal.fftconvolve(w, room_response(0.6, 3.0, rng))[:len(w)],
+    "in 4 s more of quiet (noise 50 dB below its peak)": lambda w, rng: in_quiet(w, 4.0, 50.0, rng),
+    "its loudest event alone in 5 s of that quiet": lambda w, rng: loudest_event_in_quiet(w, 5.0, 50.0, rng),
 }
+
+
+def in_quiet(waveform: np.ndarray, seconds: float, below_db: float, rng: np.random.Generator) -> np.ndarray:
+    """The clip at a random offset inside `seconds` more of white noise `below_db` under its peak: a recording that
+    holds the sound in mostly room tone."""
+    level = np.abs(waveform).max() * 10 ** (-below_db / 20)
+    x = rng.standard_normal(len(waveform) + int(seconds * SAMPLE_RATE)) * level
+    at = int(rng.integers(0, len(x) - len(waveform) + 1))
+    x[at:at + len(waveform)] += waveform
+    return x
+
+
+def loudest_event_in_quiet(waveform: np.ndarray, seconds: float, below_db: float,
+                           rng: np.random.Generator) -> np.ndarray:
+    """The clip's loudest event (coughkd.events, 0.1 s either side) alone inside `seconds` of in_quiet's noise: one
+    cough, one bark, one word in a recording of mostly room tone, which the clip's mean over time dilutes."""
+    peak = np.abs(waveform).max()
+    events = detect_events(frame_energy_db(waveform / peak), len(waveform) / SAMPLE_RATE)
+    spans = [(max(0, int((e.start_s - 0.1) * SAMPLE_RATE)), int((e.end_s + 0.1) * SAMPLE_RATE)) for e in events]
+    start, end = max(spans, key=lambda s: np.abs(waveform[s[0]:s[1]]).max())
+    event = waveform[start:end]
+    return in_quiet(event, max(0.0, seconds - len(event) / SAMPLE_RATE), below_db, rng)
 
 
 def room_response(rt60_s: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:

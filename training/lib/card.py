@@ -292,6 +292,12 @@ def gate_recipe(config: dict) -> str:
     if config.get("reverb_rt60_max_s"):
         words.append(f"; half of them with a room's reverberant tail (reverberation time 0.2-"
                      f"{config['reverb_rt60_max_s']:g} s), as a phone away from the mouth hears it")
+    if config["pooling"] == "max":
+        words.append("; each network pools its frames over time by their maximum alone (not the mean beside it), so "
+                     "a cough heard in a few frames of a long quiet recording counts as much as in a short one")
+    if config["quiet_padding"] > 1.0:
+        words.append(f"; half the training batches set inside up to {config['quiet_padding']:g} times their length "
+                     "(at most 10 s) of their own background, as a recording may hold one cough in seconds of quiet")
     words.append(f"; {config['epochs']} epochs")
     if config.get("members", 1) > 1:
         words.append(f"; {config['members']} such networks, from seeds {config['seed']} to "

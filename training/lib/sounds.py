@@ -51,7 +51,8 @@ MU = 255  # G.711 mu-law, the telephone codec of the call-centre recordings' net
 REAL = ("coswara", "esc10", "speech-commands", "covid19-cough")  # the data sets of real recordings
 # Gate settings added after some recipes were recorded in a checkpoint, at the values those recipes had: what a
 # recipe read back from a checkpoint is completed with (training.gate_crossval, training.gate_robustness, the card).
-LATER_SETTINGS = {"speed_copies": 1.0, "n_non_cough_mixtures": 0, "sneeze_weight": 1.0}
+LATER_SETTINGS = {"speed_copies": 1.0, "n_non_cough_mixtures": 0, "sneeze_weight": 1.0, "quiet_padding": 1.0,
+                  "pooling": "mean+max"}
 # What a card row calls a recording of each loaded data set (training.lib.data sets these meta keys).
 KIND = {"coswara": lambda rec: str(rec.get("kind")), "esc10": lambda rec: str(rec.get("category")),
         "speech-commands": lambda rec: "one word"}

@@ -41,18 +41,33 @@ WINDOW_SAMPLES = WINDOW_WIDTH * FEATURE_HOP * HOP_LENGTH
 WINDOW_HOP_SAMPLES = FEATURE_HOP * HOP_LENGTH
 
 
-def sliding_pool(x: torch.Tensor, width: int) -> torch.Tensor:
-    """(B, 2C, T) mean and max of (B, C, T) over every window of `width` steps from each step on; windows past the
-    end repeat the last step (the runtime reads only windows inside the clip)."""
+# How feature frames are pooled over time: "mean+max" (the mean beside the max, channels [mean..., max...]) or
+# "max" alone, which seconds of quiet around a short sound cannot dilute.
+POOLINGS = {"mean+max": 2, "max": 1}  # pooling: statistics per channel
+
+
+def time_pool(x: torch.Tensor, pooling: str = "mean+max") -> torch.Tensor:
+    """(B, POOLINGS[pooling] * C) of (B, C, T) feature frames pooled over the whole clip."""
+    if pooling == "max":
+        return x.amax(dim=-1)
+    return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
+
+
+def sliding_pool(x: torch.Tensor, width: int, pooling: str = "mean+max") -> torch.Tensor:
+    """(B, POOLINGS[pooling] * C, T) time_pool of (B, C, T) over every window of `width` steps from each step on;
+    windows past the end repeat the last step (the runtime reads only windows inside the clip)."""
     padded = F.pad(x, (0, width - 1), mode="replicate")
+    if pooling == "max":
+        return F.max_pool1d(padded, width, 1)
     return torch.cat([F.avg_pool1d(padded, width, 1), F.max_pool1d(padded, width, 1)], dim=1)
 
 
-def pooled_logits(frames: torch.Tensor, head: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    """(clip logits (B, out), window logits (B, out, T)) of `head` on the mean and max of (B, C, T) feature frames
-    over the whole clip and over the WINDOW_WIDTH window from each frame on: one pass gives both."""
-    clip = head(torch.cat([frames.mean(dim=-1), frames.amax(dim=-1)], dim=-1))
-    windows = torch.matmul(head.weight, sliding_pool(frames, WINDOW_WIDTH)) + head.bias.view(1, -1, 1)
+def pooled_logits(frames: torch.Tensor, head: nn.Linear,
+                  pooling: str = "mean+max") -> tuple[torch.Tensor, torch.Tensor]:
+    """(clip logits (B, out), window logits (B, out, T)) of `head` on (B, C, T) feature frames pooled over the
+    whole clip and over the WINDOW_WIDTH window from each frame on: one pass gives both."""
+    clip = head(time_pool(frames, pooling))
+    windows = torch.matmul(head.weight, sliding_pool(frames, WINDOW_WIDTH, pooling)) + head.bias.view(1, -1, 1)
     return clip, windows
 
 
@@ -272,10 +287,15 @@ class SoundTypeCNN(nn.Module):
 
     A network of its own rather than a head on the COVID-19 student's embedding, so the gate can learn from
     thousands of real non-cough recordings without moving what the COVID-19 head learnt from a few hundred coughs.
-    Max pooling over time beside the mean, so one cough in a long recording of speech can carry the clip."""
+    Max pooling over time (beside the mean with ``pooling="mean+max"``), so one cough in a long recording of speech
+    or quiet can carry the clip."""
 
-    def __init__(self, n_mels: int = N_MELS, channels: tuple[int, ...] = (16, 32, 64, 96, 128), dropout: float = 0.2):
+    def __init__(self, n_mels: int = N_MELS, channels: tuple[int, ...] = (16, 32, 64, 96, 128), dropout: float = 0.2,
+                 pooling: str = "mean+max"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose from {sorted(POOLINGS)}")
+        self.pooling = pooling
         self.input_norm = nn.BatchNorm1d(n_mels)
         self.stem = nn.Sequential(
             nn.Conv2d(1, channels[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()
@@ -284,7 +304,7 @@ class SoundTypeCNN(nn.Module):
             *[_SeparableBlock(a, b, pool=i < 2) for i, (a, b) in enumerate(zip(channels[:-1], channels[1:]))]
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * channels[-1], len(SOUND_TYPES))
+        self.head = nn.Linear(POOLINGS[pooling] * channels[-1], len(SOUND_TYPES))
 
     @property
     def embedding_size(self) -> int:
@@ -295,9 +315,8 @@ class SoundTypeCNN(nn.Module):
         return self.blocks(self.stem(self.input_norm(log_mel).unsqueeze(1))).mean(dim=2)
 
     def embed(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """(B, embedding_size): the clip pooled over frequency, then over time by mean and max."""
-        x = self.frames(log_mel)
-        return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
+        """(B, embedding_size): the clip pooled over frequency, then over time (time_pool)."""
+        return time_pool(self.frames(log_mel), self.pooling)
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(log_mel)))
@@ -305,7 +324,7 @@ class SoundTypeCNN(nn.Module):
     def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B, len(SOUND_TYPES)) of the clip as `forward` gives them in eval mode, logits
         (B, len(SOUND_TYPES), feature frames) of the WINDOW_WIDTH window from each feature frame on), one pass."""
-        return pooled_logits(self.frames(log_mel), self.head)
+        return pooled_logits(self.frames(log_mel), self.head, self.pooling)
 
 
 class GateEnsemble(nn.Module):
@@ -377,26 +396,30 @@ class SideBySide(nn.Module):
                 _side_by_side_conv([x[3] for x in layers]), _side_by_side_norm([x[4] for x in layers]), nn.ReLU(),
                 block.pool))
         self.blocks = nn.Sequential(*blocks)
-        # The features come out as [network 0's channels, network 1's, ...]: each head's mean and max columns are
-        # placed against them, and divided by the number of networks so the one head gives the mean of theirs.
-        half = members[0].head.in_features // 2
+        # The features come out as [network 0's channels, network 1's, ...]: each head's columns of each statistic
+        # (the mean's, then the max's) are placed against them, and divided by the number of networks so the one
+        # head gives the mean of theirs.
+        self.pooling = members[0].pooling
+        parts = POOLINGS[self.pooling]
+        width = members[0].head.in_features // parts
         weights = [m.head.weight.data for m in members]
-        self.head = nn.Linear(2 * half * len(members), len(SOUND_TYPES))
-        self.head.weight.data = torch.cat([w[:, :half] for w in weights] + [w[:, half:] for w in weights],
+        self.head = nn.Linear(parts * width * len(members), len(SOUND_TYPES))
+        self.head.weight.data = torch.cat([w[:, k * width:(k + 1) * width] for k in range(parts) for w in weights],
                                           dim=1) / len(members)
         self.head.bias.data = torch.stack([m.head.bias.data for m in members]).mean(dim=0)
         self.eval()
 
     def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GateEnsemble.clip_and_window_logits, in one pass."""
-        return pooled_logits(self.blocks(self.stem(self.input_norm(log_mel))).mean(dim=2), self.head)
+        return pooled_logits(self.blocks(self.stem(self.input_norm(log_mel))).mean(dim=2), self.head, self.pooling)
 
 
 def gate_from_checkpoint(gate: dict) -> GateEnsemble:
-    """The gate a ``training.gate`` checkpoint holds (its ``members``' state dicts), in eval mode."""
+    """The gate a ``training.gate`` checkpoint holds (its ``members``' state dicts, pooled as its ``config`` says;
+    checkpoints from before the setting pooled by mean and max), in eval mode."""
     members = []
     for state in gate["members"]:
-        member = SoundTypeCNN()
+        member = SoundTypeCNN(pooling=gate.get("config", {}).get("pooling", "mean+max"))
         member.load_state_dict(state)
         members.append(member)
     return GateEnsemble(members).eval()
