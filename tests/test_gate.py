@@ -309,7 +309,7 @@ def test_screener_exports_the_students_logit_and_the_gates() -> None:
     assert count_parameters(gate) < 30_000
 
 
-@pytest.mark.parametrize("pooling", ["mean+max", "max"])
+@pytest.mark.parametrize("pooling", ["mean+max", "max", "active"])
 def test_gate_ensemble_is_the_mean_of_its_members_and_round_trips_through_a_checkpoint(pooling: str) -> None:
     from training.models.students import GateEnsemble, gate_from_checkpoint
 
@@ -345,7 +345,44 @@ def test_max_pooling_hears_a_short_sound_alike_in_a_long_quiet_recording() -> No
         SoundTypeCNN(pooling="mean")
 
 
-@pytest.mark.parametrize("pooling", ["mean+max", "max"])
+def test_the_active_span_runs_from_the_first_to_the_last_loud_frame_and_is_all_active_pooling_hears() -> None:
+    from training.models.students import ACTIVE_DB, active_span, feature_frames_mask, sliding_pool, time_pool
+
+    silence = float(np.log(1e-6))
+    x = torch.full((2, N_MELS, 100), silence)
+    x[0, :, 20:30] = 0.0  # a sound, a pause of faint room tone 20 dB below it, the sound again
+    x[0, :, 30:50] = -20.0 * np.log(10.0) / 10.0
+    x[0, :, 50:60] = 0.0
+    x[1, :, 40:45] = -(ACTIVE_DB + 1.0) * np.log(10.0) / 10.0  # below the bar: what is loudest decides, not a level
+    x[1, :, 45:47] = 0.0
+    span = active_span(x)[:, 0]
+    assert span[0].nonzero().flatten().tolist() == list(range(20, 60)), "the pause inside the span stays in it"
+    assert span[1].nonzero().flatten().tolist() == [45, 46]
+    torch.manual_seed(0)
+    gate = SoundTypeCNN(pooling="active").eval()
+    for frames in (9, 64, 101, 250):
+        log_mel = torch.randn(1, N_MELS, frames)
+        assert feature_frames_mask(active_span(log_mel)).shape[-1] == gate.frames(log_mel).shape[-1]
+    longer = torch.cat([torch.full((1, N_MELS, 200), silence), torch.randn(1, N_MELS, 200),
+                        torch.full((1, N_MELS, 200), silence)], dim=-1)
+    other_quiet = longer.clone()  # other quiet, still far below the sound, away from it (beyond the network's reach)
+    other_quiet[..., :100] += torch.rand(1, N_MELS, 100) * 3
+    other_quiet[..., -100:] += torch.rand(1, N_MELS, 100) * 3
+    every_frame = SoundTypeCNN(pooling="mean+max").eval()
+    every_frame.load_state_dict(gate.state_dict())  # the same network, pooled over every frame
+    with torch.no_grad():
+        torch.testing.assert_close(gate.embed(other_quiet), gate.embed(longer))
+        assert not torch.allclose(every_frame.embed(other_quiet), every_frame.embed(longer))
+    features, mask = torch.rand(1, 4, 12), torch.zeros(1, 1, 12)
+    mask[..., 3:7] = 1.0
+    torch.testing.assert_close(time_pool(features, "active", mask),
+                               torch.cat([features[..., 3:7].mean(-1), features[..., 3:7].amax(-1)], dim=-1))
+    windows = sliding_pool(features, 6, "active", mask)
+    torch.testing.assert_close(windows[..., 1], time_pool(features[..., 1:7], "active", mask[..., 1:7]))
+    assert windows[..., 8].abs().max() == 0, "a window past the span hears nothing"
+
+
+@pytest.mark.parametrize("pooling", ["mean+max", "max", "active"])
 def test_side_by_side_gate_gives_the_ensembles_logits_in_one_pass(pooling: str) -> None:
     from training.models.students import GateEnsemble, SideBySide
 
@@ -361,6 +398,7 @@ def test_side_by_side_gate_gives_the_ensembles_logits_in_one_pass(pooling: str) 
     ensemble = GateEnsemble(members).eval()
     fused = SideBySide(ensemble)
     x = torch.randn(2, N_MELS, 301)
+    x[1, :, 200:] = np.log(1e-6)  # digital silence after the sound: "active" pools over less of the second clip
     with torch.no_grad():
         for got, expected in zip(fused.clip_and_window_logits(x), ensemble.clip_and_window_logits(x)):
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -570,7 +608,8 @@ def test_robustness_changes_do_what_their_names_say() -> None:
     w = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 0.8).astype(np.float64)
     out = {name: change(w, rng) for name, change in CHANGES.items()}
     quiet, alone = "in 4 s more of quiet (noise 50 dB below its peak)", "its loudest event alone in 5 s of that quiet"
-    assert all(len(y) == len(w) for name, y in out.items() if name not in (quiet, alone))
+    cut = "1.5 s from its first event, then digital silence to 5 s"
+    assert all(len(y) == len(w) for name, y in out.items() if name not in (quiet, alone, cut))
     tone = np.cos(np.arange(16000) * 2 * np.pi * 440 / 16000) * 0.8  # loud from its first sample to its last
     inside = CHANGES[quiet](tone, rng)
     assert len(inside) == len(tone) + 4 * 16000
@@ -584,6 +623,11 @@ def test_robustness_changes_do_what_their_names_say() -> None:
     assert len(single) == 5 * 16000, "the event and the quiet add up to 5 s"
     held = np.abs(single) > 0.1
     assert np.abs(single).max() == pytest.approx(0.9, abs=0.02) and 1600 <= held.sum() < 1700, "the loud one, alone"
+    padded = CHANGES[cut](two, rng)
+    assert len(padded) == 5 * 16000 and not padded[int(1.5 * 16000):].any(), "1.5 s, then exact zeros"
+    lead = int(np.argmax(padded > 0))  # 0.1 s before the first event, whose frames start a little before the burst
+    assert 0.1 <= lead / 16000 < 0.16
+    np.testing.assert_array_equal(padded[:24000], two[8000 - lead:8000 - lead + 24000])
     np.testing.assert_array_equal(out["as recorded"], w)
     assert 20 * np.log10(np.abs(out["quiet (-12 dB)"]).max() / np.abs(w).max()) == pytest.approx(-12.0)
     assert np.abs(out["loud (+6 dB, clipped)"]).max() == 1.0
@@ -609,3 +653,5 @@ def test_the_cards_gate_recipe_names_the_sneeze_weight_quiet_padding_and_pooling
     assert "background" not in gate_recipe(recipe) and "background" not in gate_recipe({**recipe, "quiet_padding": 1})
     assert "up to 4 times their length" in gate_recipe({**recipe, "quiet_padding": 4.0})
     assert "maximum alone" in gate_recipe({**recipe, "pooling": "max"}) and "maximum alone" not in gate_recipe(recipe)
+    assert "active span alone" in gate_recipe({**recipe, "pooling": "active"})
+    assert "active span" not in gate_recipe(recipe)

@@ -60,7 +60,7 @@ noise_snr_max_db = 35.0  # (background_noise; max 0: off)
 reverb_rt60_max_s = 0.0  # half the training inputs in a room with a reverberation time in [0.2 s, this] (0: off)
 quiet_padding = 1.0  # half the training batches inside up to this many times their length of their own
 # background, at most 10 s (quiet_padding; 1: off; 4 cost AUC in cross-validation, docs/experiments.md)
-pooling = "mean+max"  # the networks' pooling over time, "mean+max" or "max" (students.SoundTypeCNN; max alone
+pooling = "mean+max"  # the networks' pooling over time, "mean+max", "max" or "active" (students.POOLINGS; max alone
 # resists quiet around a cough but took more sneezes for coughs in cross-validation, docs/experiments.md)
 pitch_bins = 0  # half the training inputs shifted up or down by up to this many mel bins (pitch_and_speed; 0: off)
 speed_max = 1.0  # ... and played faster or slower by up to this factor (1: off)

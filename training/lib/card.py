@@ -14,6 +14,7 @@ from coughkd.features import HOP_LENGTH, N_MELS
 from training.lib.distillation import recipe
 from training.lib.metrics import format_auc, gate_tables, markdown_table, paired_table
 from training.lib.sounds import LATER_SETTINGS
+from training.models.students import ACTIVE_DB
 
 # The card's speed section lies between these markers; `python -m bench` rewrites it for the model it measured.
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -295,6 +296,11 @@ def gate_recipe(config: dict) -> str:
     if config["pooling"] == "max":
         words.append("; each network pools its frames over time by their maximum alone (not the mean beside it), so "
                      "a cough heard in a few frames of a long quiet recording counts as much as in a short one")
+    if config["pooling"] == "active":
+        words.append("; each network pools its frames over time (their mean and maximum) over the recording's active "
+                     f"span alone, from its first to its last frame within {ACTIVE_DB:g} dB of its loudest, so quiet "
+                     "or digital silence before and after the sound is not heard at all: ESC-10 cuts its sneezes with "
+                     "seconds of silence after them, which a gate could otherwise learn as a sign of \"not a cough\"")
     if config["quiet_padding"] > 1.0:
         words.append(f"; half the training batches set inside up to {config['quiet_padding']:g} times their length "
                      "(at most 10 s) of their own background, as a recording may hold one cough in seconds of quiet")

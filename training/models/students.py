@@ -41,33 +41,68 @@ WINDOW_SAMPLES = WINDOW_WIDTH * FEATURE_HOP * HOP_LENGTH
 WINDOW_HOP_SAMPLES = FEATURE_HOP * HOP_LENGTH
 
 
-# How feature frames are pooled over time: "mean+max" (the mean beside the max, channels [mean..., max...]) or
-# "max" alone, which seconds of quiet around a short sound cannot dilute.
-POOLINGS = {"mean+max": 2, "max": 1}  # pooling: statistics per channel
+# How feature frames are pooled over time: "mean+max" (the mean beside the max, channels [mean..., max...]), "max"
+# alone, which seconds of quiet around a short sound cannot dilute, or "active": the mean beside the max over the
+# recording's active span alone (active_span), so that neither quiet nor digital silence before and after the sound
+# is heard at all: a cough cut out with seconds of silence after it, as ESC-50 cuts its clips, sounds as the cough.
+POOLINGS = {"mean+max": 2, "max": 1, "active": 2}  # pooling: statistics per channel
+ACTIVE_DB = 30.0  # the active span: from the first to the last log-mel frame within this of the loudest
 
 
-def time_pool(x: torch.Tensor, pooling: str = "mean+max") -> torch.Tensor:
-    """(B, POOLINGS[pooling] * C) of (B, C, T) feature frames pooled over the whole clip."""
+def active_span(log_mel: torch.Tensor) -> torch.Tensor:
+    """(B, 1, frames) 1.0 from the first to the last frame of (B, n_mels, frames) natural-log mel power whose power
+    is within ACTIVE_DB of the recording's loudest frame, 0.0 before and after. Pauses inside the span stay in it."""
+    level = torch.logsumexp(log_mel, dim=1, keepdim=True)
+    loud = (level >= level.amax(dim=-1, keepdim=True) - ACTIVE_DB * np.log(10.0) / 10.0).to(log_mel.dtype)
+    seen = torch.cumsum(loud, dim=-1)
+    still_to_come = seen[..., -1:] - seen + loud
+    return ((seen > 0) & (still_to_come > 0)).to(log_mel.dtype)
+
+
+def feature_frames_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A (B, 1, frames) log-mel mask at the CNNs' feature frames: the stem's stride-2 3x3 convolution and two 2x max
+    pools over time, so a feature frame counts if any log-mel frame it is made of does."""
+    return F.max_pool1d(F.max_pool1d(F.max_pool1d(mask, 3, 2, 1), 2), 2)
+
+
+def pool_mask(log_mel: torch.Tensor, pooling: str) -> torch.Tensor | None:
+    """The feature frames of a (B, n_mels, frames) log-mel that ``pooling`` reads: a mask for "active", None (all of
+    them) otherwise."""
+    return feature_frames_mask(active_span(log_mel)) if pooling == "active" else None
+
+
+def time_pool(x: torch.Tensor, pooling: str = "mean+max", mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, POOLINGS[pooling] * C) of (B, C, T) feature frames pooled over the whole clip; "active" pools over the
+    frames of ``mask`` (B, 1, T) alone, which needs frames >= 0 (they come out of a ReLU)."""
     if pooling == "max":
         return x.amax(dim=-1)
+    if pooling == "active":
+        kept = x * mask
+        return torch.cat([kept.sum(dim=-1) / mask.sum(dim=-1), kept.amax(dim=-1)], dim=-1)
     return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
 
 
-def sliding_pool(x: torch.Tensor, width: int, pooling: str = "mean+max") -> torch.Tensor:
+def sliding_pool(x: torch.Tensor, width: int, pooling: str = "mean+max",
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
     """(B, POOLINGS[pooling] * C, T) time_pool of (B, C, T) over every window of `width` steps from each step on;
-    windows past the end repeat the last step (the runtime reads only windows inside the clip)."""
+    windows past the end repeat the last step (the runtime reads only windows inside the clip). "active": over the
+    window's frames inside ``mask`` (a window with none of them pools to 0)."""
+    if pooling == "active":
+        kept = F.pad(x * mask, (0, width - 1), mode="replicate")
+        share = F.avg_pool1d(F.pad(mask, (0, width - 1), mode="replicate"), width, 1).clamp(min=1.0 / width)
+        return torch.cat([F.avg_pool1d(kept, width, 1) / share, F.max_pool1d(kept, width, 1)], dim=1)
     padded = F.pad(x, (0, width - 1), mode="replicate")
     if pooling == "max":
         return F.max_pool1d(padded, width, 1)
     return torch.cat([F.avg_pool1d(padded, width, 1), F.max_pool1d(padded, width, 1)], dim=1)
 
 
-def pooled_logits(frames: torch.Tensor, head: nn.Linear,
-                  pooling: str = "mean+max") -> tuple[torch.Tensor, torch.Tensor]:
+def pooled_logits(frames: torch.Tensor, head: nn.Linear, pooling: str = "mean+max",
+                  mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(clip logits (B, out), window logits (B, out, T)) of `head` on (B, C, T) feature frames pooled over the
     whole clip and over the WINDOW_WIDTH window from each frame on: one pass gives both."""
-    clip = head(time_pool(frames, pooling))
-    windows = torch.matmul(head.weight, sliding_pool(frames, WINDOW_WIDTH, pooling)) + head.bias.view(1, -1, 1)
+    clip = head(time_pool(frames, pooling, mask))
+    windows = torch.matmul(head.weight, sliding_pool(frames, WINDOW_WIDTH, pooling, mask)) + head.bias.view(1, -1, 1)
     return clip, windows
 
 
@@ -287,8 +322,8 @@ class SoundTypeCNN(nn.Module):
 
     A network of its own rather than a head on the COVID-19 student's embedding, so the gate can learn from
     thousands of real non-cough recordings without moving what the COVID-19 head learnt from a few hundred coughs.
-    Max pooling over time (beside the mean with ``pooling="mean+max"``), so one cough in a long recording of speech
-    or quiet can carry the clip."""
+    Max pooling over time (beside the mean with ``pooling="mean+max"`` and "active"), so one cough in a long
+    recording of speech or quiet can carry the clip."""
 
     def __init__(self, n_mels: int = N_MELS, channels: tuple[int, ...] = (16, 32, 64, 96, 128), dropout: float = 0.2,
                  pooling: str = "mean+max"):
@@ -316,7 +351,7 @@ class SoundTypeCNN(nn.Module):
 
     def embed(self, log_mel: torch.Tensor) -> torch.Tensor:
         """(B, embedding_size): the clip pooled over frequency, then over time (time_pool)."""
-        return time_pool(self.frames(log_mel), self.pooling)
+        return time_pool(self.frames(log_mel), self.pooling, pool_mask(log_mel, self.pooling))
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(log_mel)))
@@ -324,7 +359,7 @@ class SoundTypeCNN(nn.Module):
     def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B, len(SOUND_TYPES)) of the clip as `forward` gives them in eval mode, logits
         (B, len(SOUND_TYPES), feature frames) of the WINDOW_WIDTH window from each feature frame on), one pass."""
-        return pooled_logits(self.frames(log_mel), self.head, self.pooling)
+        return pooled_logits(self.frames(log_mel), self.head, self.pooling, pool_mask(log_mel, self.pooling))
 
 
 class GateEnsemble(nn.Module):
@@ -411,7 +446,8 @@ class SideBySide(nn.Module):
 
     def clip_and_window_logits(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GateEnsemble.clip_and_window_logits, in one pass."""
-        return pooled_logits(self.blocks(self.stem(self.input_norm(log_mel))).mean(dim=2), self.head, self.pooling)
+        return pooled_logits(self.blocks(self.stem(self.input_norm(log_mel))).mean(dim=2), self.head, self.pooling,
+                             pool_mask(log_mel, self.pooling))
 
 
 def gate_from_checkpoint(gate: dict) -> GateEnsemble:
