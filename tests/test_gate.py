@@ -363,6 +363,10 @@ def test_the_active_span_runs_from_the_first_to_the_last_loud_frame_and_is_all_a
     for frames in (9, 64, 101, 250):
         log_mel = torch.randn(1, N_MELS, frames)
         assert feature_frames_mask(active_span(log_mel)).shape[-1] == gate.frames(log_mel).shape[-1]
+    end = torch.full((1, N_MELS, 51), silence)
+    end[..., -1] = 0.0  # a click in the last frame, which the pools drop: then every feature frame counts
+    assert feature_frames_mask(active_span(end)).flatten().tolist() == [1.0] * 6
+    assert torch.isfinite(gate(end)).all()
     longer = torch.cat([torch.full((1, N_MELS, 200), silence), torch.randn(1, N_MELS, 200),
                         torch.full((1, N_MELS, 200), silence)], dim=-1)
     other_quiet = longer.clone()  # other quiet, still far below the sound, away from it (beyond the network's reach)

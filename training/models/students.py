@@ -61,8 +61,10 @@ def active_span(log_mel: torch.Tensor) -> torch.Tensor:
 
 def feature_frames_mask(mask: torch.Tensor) -> torch.Tensor:
     """A (B, 1, frames) log-mel mask at the CNNs' feature frames: the stem's stride-2 3x3 convolution and two 2x max
-    pools over time, so a feature frame counts if any log-mel frame it is made of does."""
-    return F.max_pool1d(F.max_pool1d(F.max_pool1d(mask, 3, 2, 1), 2), 2)
+    pools over time, so a feature frame counts if any log-mel frame it is made of does. The pools drop the last few
+    log-mel frames of some lengths; where the whole span lies there, every feature frame counts."""
+    pooled = F.max_pool1d(F.max_pool1d(F.max_pool1d(mask, 3, 2, 1), 2), 2)
+    return pooled + (pooled.amax(dim=-1, keepdim=True) == 0).to(pooled.dtype)
 
 
 def pool_mask(log_mel: torch.Tensor, pooling: str) -> torch.Tensor | None:
