@@ -60,24 +60,27 @@ def in_quiet(waveform: np.ndarray, seconds: float, below_db: float, rng: np.rand
     return x
 
 
+def event_spans(waveform: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) samples of the clip's events (coughkd.events, on the clip at full scale), 0.1 s either side."""
+    events = detect_events(frame_energy_db(waveform / np.abs(waveform).max()), len(waveform) / SAMPLE_RATE)
+    return [(max(0, int((e.start_s - 0.1) * SAMPLE_RATE)), int((e.end_s + 0.1) * SAMPLE_RATE)) for e in events]
+
+
 def loudest_event_in_quiet(waveform: np.ndarray, seconds: float, below_db: float,
                            rng: np.random.Generator) -> np.ndarray:
-    """The clip's loudest event (coughkd.events, 0.1 s either side) alone inside `seconds` of in_quiet's noise: one
+    """The clip's loudest event (event_spans) alone inside `seconds` of in_quiet's noise: one
     cough, one bark, one word in a recording of mostly room tone, which the clip's mean over time dilutes."""
-    peak = np.abs(waveform).max()
-    events = detect_events(frame_energy_db(waveform / peak), len(waveform) / SAMPLE_RATE)
-    spans = [(max(0, int((e.start_s - 0.1) * SAMPLE_RATE)), int((e.end_s + 0.1) * SAMPLE_RATE)) for e in events]
-    start, end = max(spans, key=lambda s: np.abs(waveform[s[0]:s[1]]).max())
+    start, end = max(event_spans(waveform), key=lambda s: np.abs(waveform[s[0]:s[1]]).max())
     event = waveform[start:end]
     return in_quiet(event, max(0.0, seconds - len(event) / SAMPLE_RATE), below_db, rng)
 
 
 def cut_and_padded(waveform: np.ndarray, seconds: float, padded_s: float) -> np.ndarray:
-    """`seconds` of the clip from 0.1 s before its first event (coughkd.events), then exact zeros up to `padded_s`:
+    """`seconds` of the clip from the start of its first event span (event_spans), then exact zeros up to `padded_s`:
     how ESC-50 cuts its clips (its sneezes, roosters and coughs end in seconds of digital silence), so a gate that
     heard the silence as a sign of "not a cough" refuses such a cough."""
-    events = detect_events(frame_energy_db(waveform / np.abs(waveform).max()), len(waveform) / SAMPLE_RATE)
-    start = max(0, int((events[0].start_s - 0.1) * SAMPLE_RATE)) if events else 0
+    spans = event_spans(waveform)
+    start = spans[0][0] if spans else 0
     cut = waveform[start:start + int(seconds * SAMPLE_RATE)]
     return np.pad(cut, (0, max(0, int(padded_s * SAMPLE_RATE) - len(cut))))
 
